@@ -1,0 +1,99 @@
+//! Folders of images as training and evaluation sets, with the augmentations of
+//! DESIGN §4a (horizontal flips, ±2 px shifts).
+
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+use rand::Rng;
+
+use super::DataError;
+use super::convert::center_square;
+
+/// The image files of a folder (PNG or JPEG), sorted by name.
+pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    if !dir.is_dir() {
+        return Err(DataError::MissingFolder(dir.to_path_buf()));
+    }
+    let io = |err: std::io::Error| DataError::Io {
+        path: dir.to_path_buf(),
+        reason: err.to_string(),
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase);
+        if matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg")) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(DataError::Empty(dir.to_path_buf()));
+    }
+    Ok(files)
+}
+
+/// Loads every image of a folder as a `size`x`size` RGB image (centre square, Lanczos).
+pub fn load_folder(dir: &Path, size: u32) -> Result<Vec<RgbImage>, DataError> {
+    list_images(dir)?
+        .iter()
+        .map(|path| load_square(path, size))
+        .collect()
+}
+
+/// Loads one image as a `size`x`size` RGB image.
+pub fn load_square(path: &Path, size: u32) -> Result<RgbImage, DataError> {
+    let image = image::open(path).map_err(|err| DataError::BadImage {
+        path: path.to_path_buf(),
+        reason: err.to_string(),
+    })?;
+    Ok(center_square(&image, size))
+}
+
+/// A random horizontal flip and a shift of up to `max_shift` pixels each way, the
+/// border repeated into the gap.
+pub fn augment(image: &RgbImage, max_shift: i32, rng: &mut impl Rng) -> RgbImage {
+    let flip = rng.random_bool(0.5);
+    let dx = rng.random_range(-max_shift..=max_shift);
+    let dy = rng.random_range(-max_shift..=max_shift);
+    let (w, h) = image.dimensions();
+    RgbImage::from_fn(w, h, |x, y| {
+        let sx = if flip {
+            w as i32 - 1 - x as i32
+        } else {
+            x as i32
+        } - dx;
+        let sy = y as i32 - dy;
+        *image.get_pixel(
+            sx.clamp(0, w as i32 - 1) as u32,
+            sy.clamp(0, h as i32 - 1) as u32,
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn augment_only_flips_and_shifts() {
+        let img = RgbImage::from_fn(8, 8, |x, y| image::Rgb([x as u8 * 10, y as u8 * 10, 0]));
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        for _ in 0..20 {
+            let out = augment(&img, 2, &mut rng);
+            // Interior rows keep their content up to a shift of at most 2.
+            let row = out.get_pixel(4, 4).0[1] as i32 / 10;
+            assert!((row - 4).abs() <= 2);
+        }
+    }
+
+    #[test]
+    fn missing_folder_is_named() {
+        let err = load_folder(Path::new("/no/such/folder"), 64).expect_err("missing");
+        assert!(err.to_string().contains("/no/such/folder"));
+    }
+}

@@ -1,0 +1,25 @@
+//! Data: image folders, conversions between images and tensors, random edit masks.
+
+pub mod check;
+pub mod convert;
+pub mod faces;
+pub mod masks;
+
+use std::path::PathBuf;
+
+/// Why data could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The folder is not there.
+    #[error("data folder {} is missing (run `scripts/fetch-data.sh`)", .0.display())]
+    MissingFolder(PathBuf),
+    /// The folder holds no image.
+    #[error("data folder {} holds no PNG or JPEG image", .0.display())]
+    Empty(PathBuf),
+    /// An image could not be decoded.
+    #[error("cannot read image {}: {reason}", path.display())]
+    BadImage { path: PathBuf, reason: String },
+    /// A listing failed.
+    #[error("cannot list {}: {reason}", path.display())]
+    Io { path: PathBuf, reason: String },
+}

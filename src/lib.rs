@@ -1,0 +1,18 @@
+//! Tessera: a desktop image editor whose small generative models regenerate only the
+//! masked part of a picture. See DESIGN.md for the architecture: the editor and the
+//! command line both talk to [`engine::Engine`]; models live in their own modules.
+
+pub mod backend;
+pub mod bench;
+pub mod cli;
+pub mod data;
+pub mod engine;
+pub mod evaluate;
+pub mod metrics;
+pub mod nn;
+pub mod paths;
+pub mod report;
+pub mod run;
+pub mod store;
+pub mod training;
+pub mod vqgan;

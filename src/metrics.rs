@@ -1,0 +1,146 @@
+//! Image-quality and codebook metrics, computed on the host from 8-bit images so that
+//! every number is what a person would get from the saved files.
+
+use image::RgbImage;
+
+/// Peak signal-to-noise ratio in dB between two same-sized images (values in [0, 1]).
+pub fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
+    let mse = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(&x, &y)| ((x as f64 - y as f64) / 255.0).powi(2))
+        .sum::<f64>()
+        / a.as_raw().len().max(1) as f64;
+    if mse == 0.0 {
+        100.0
+    } else {
+        -10.0 * mse.log10()
+    }
+}
+
+/// Mean absolute error on [0, 1].
+pub fn l1(a: &RgbImage, b: &RgbImage) -> f64 {
+    a.as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(&x, &y)| (x as f64 - y as f64).abs() / 255.0)
+        .sum::<f64>()
+        / a.as_raw().len().max(1) as f64
+}
+
+/// Structural similarity (Wang et al. 2004): 11x11 Gaussian window, σ = 1.5, the
+/// standard constants, averaged over the valid windows and the three channels.
+pub fn ssim(a: &RgbImage, b: &RgbImage) -> f64 {
+    const C1: f64 = 0.01 * 0.01;
+    const C2: f64 = 0.03 * 0.03;
+    let kernel = gaussian(11, 1.5);
+    let (w, h) = (a.width() as usize, a.height() as usize);
+    let r = kernel.len() / 2;
+    if w <= 2 * r || h <= 2 * r {
+        return f64::NAN;
+    }
+    let mut total = 0.0;
+    let mut count = 0usize;
+    for c in 0..3 {
+        let x: Vec<f64> = a.pixels().map(|p| p.0[c] as f64 / 255.0).collect();
+        let y: Vec<f64> = b.pixels().map(|p| p.0[c] as f64 / 255.0).collect();
+        for cy in r..h - r {
+            for cx in r..w - r {
+                let (mut mx, mut my, mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+                for (ky, wy) in kernel.iter().enumerate() {
+                    for (kx, wx) in kernel.iter().enumerate() {
+                        let i = (cy + ky - r) * w + cx + kx - r;
+                        let g = wy * wx;
+                        mx += g * x[i];
+                        my += g * y[i];
+                        sxx += g * x[i] * x[i];
+                        syy += g * y[i] * y[i];
+                        sxy += g * x[i] * y[i];
+                    }
+                }
+                let (vx, vy, cov) = (sxx - mx * mx, syy - my * my, sxy - mx * my);
+                total += ((2.0 * mx * my + C1) * (2.0 * cov + C2))
+                    / ((mx * mx + my * my + C1) * (vx + vy + C2));
+                count += 1;
+            }
+        }
+    }
+    total / count as f64
+}
+
+fn gaussian(size: usize, sigma: f64) -> Vec<f64> {
+    let r = (size / 2) as f64;
+    let raw: Vec<f64> = (0..size)
+        .map(|i| (-((i as f64 - r).powi(2)) / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let sum: f64 = raw.iter().sum();
+    raw.into_iter().map(|v| v / sum).collect()
+}
+
+/// How a codebook is used over a set of token grids.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CodebookUsage {
+    /// Codes used at least once.
+    pub live_codes: usize,
+    /// exp(entropy) of the usage distribution: the "effective" number of codes.
+    pub perplexity: f64,
+}
+
+/// Usage statistics of `codebook_size` codes from the indices seen.
+pub fn codebook_usage(indices: &[usize], codebook_size: usize) -> CodebookUsage {
+    let mut counts = vec![0usize; codebook_size];
+    for &i in indices {
+        counts[i] += 1;
+    }
+    let total = indices.len().max(1) as f64;
+    let entropy: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / total;
+            -p * p.ln()
+        })
+        .sum();
+    CodebookUsage {
+        live_codes: counts.iter().filter(|&&c| c > 0).count(),
+        perplexity: entropy.exp(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(seed: u32) -> RgbImage {
+        RgbImage::from_fn(16, 16, |x, y| {
+            let v = (x * 37 + y * 91 + seed * 13) % 251;
+            image::Rgb([v as u8, (v * 3 % 256) as u8, (v * 7 % 256) as u8])
+        })
+    }
+
+    #[test]
+    fn identical_images_are_perfect() {
+        let a = noise(1);
+        assert_eq!(psnr(&a, &a), 100.0);
+        assert_eq!(l1(&a, &a), 0.0);
+        assert!((ssim(&a, &a) - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn psnr_matches_a_known_error() {
+        let a = RgbImage::from_pixel(4, 4, image::Rgb([100, 100, 100]));
+        let b = RgbImage::from_pixel(4, 4, image::Rgb([110, 100, 100]));
+        // One channel in three off by 10/255: MSE = (10/255)² / 3.
+        let expected = -10.0 * (((10.0f64 / 255.0).powi(2)) / 3.0).log10();
+        assert!((psnr(&a, &b) - expected).abs() < 1e-9);
+        assert!(ssim(&noise(1), &noise(2)) < 0.9);
+    }
+
+    #[test]
+    fn usage_counts_codes_and_perplexity() {
+        let usage = codebook_usage(&[0, 1, 2, 3, 0, 1, 2, 3], 8);
+        assert_eq!(usage.live_codes, 4);
+        assert!((usage.perplexity - 4.0).abs() < 1e-9);
+    }
+}

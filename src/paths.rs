@@ -1,0 +1,23 @@
+//! Where Tessera finds its data and models unless told otherwise.
+
+use std::path::PathBuf;
+
+/// The data folder: `$TESSERA_DATA`, else `data/` in the source tree (where
+/// `scripts/fetch-data.sh` puts it).
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("TESSERA_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data"))
+}
+
+/// The shipped models: `$TESSERA_MODELS`, else `models/` in the source tree.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("TESSERA_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"))
+}
+
+/// The training runs: `runs/` in the source tree.
+pub fn runs_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("runs")
+}

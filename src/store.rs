@@ -1,0 +1,118 @@
+//! Model files: a config (`NAME.json`) beside its weights (`NAME.bpk`, burn's pack
+//! format). Every failure names the file and says what to do, so a missing or
+//! damaged model is a message, never a panic.
+
+use std::path::{Path, PathBuf};
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::prelude::Device;
+use burn::store::ModuleRecord;
+
+/// Why a model could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file is not there.
+    #[error("model file {} is missing (run `scripts/fetch-data.sh` and `tessera train …`, or pass --models DIR)", .0.display())]
+    Missing(PathBuf),
+    /// The file is there but cannot be parsed (truncated, corrupt, wrong format).
+    #[error("model file {} is damaged: {reason}", path.display())]
+    Damaged { path: PathBuf, reason: String },
+    /// The weights do not fit the architecture its config describes.
+    #[error("model file {} does not match its config {}: {reason}", weights.display(), config.display())]
+    Mismatch {
+        weights: PathBuf,
+        config: PathBuf,
+        reason: String,
+    },
+    /// Writing failed.
+    #[error("cannot write {}: {reason}", path.display())]
+    Write { path: PathBuf, reason: String },
+}
+
+/// The config and weights paths of model `name` in `dir`.
+pub fn paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("{name}.json")),
+        dir.join(format!("{name}.bpk")),
+    )
+}
+
+/// Loads a config and builds the module it describes with the stored weights.
+pub fn load_model<C, M, F>(
+    dir: &Path,
+    name: &str,
+    device: &Device,
+    build: F,
+) -> Result<(M, C), StoreError>
+where
+    C: Config,
+    M: Module,
+    F: FnOnce(&C, &Device) -> M,
+{
+    let (config_path, weights_path) = paths(dir, name);
+    let config = load_config::<C>(&config_path)?;
+    let record = load_record(&weights_path)?;
+    let module = build(&config, device)
+        .try_load_record(record)
+        .map_err(|err| StoreError::Mismatch {
+            weights: weights_path,
+            config: config_path,
+            reason: err.to_string(),
+        })?;
+    Ok((module, config))
+}
+
+/// Reads a JSON config.
+pub fn load_config<C: Config>(path: &Path) -> Result<C, StoreError> {
+    if !path.exists() {
+        return Err(StoreError::Missing(path.to_path_buf()));
+    }
+    C::load(path).map_err(|err| StoreError::Damaged {
+        path: path.to_path_buf(),
+        reason: err.to_string(),
+    })
+}
+
+/// Reads a weights file.
+pub fn load_record(path: &Path) -> Result<ModuleRecord, StoreError> {
+    if !path.exists() {
+        return Err(StoreError::Missing(path.to_path_buf()));
+    }
+    ModuleRecord::load(path).map_err(|err| StoreError::Damaged {
+        path: path.to_path_buf(),
+        reason: err.to_string(),
+    })
+}
+
+/// Writes config and weights, each through a temporary file renamed into place, so a
+/// crash mid-write never leaves a half-written model behind.
+pub fn save_model<C: Config, M: Module>(
+    dir: &Path,
+    name: &str,
+    config: &C,
+    module: M,
+) -> Result<(), StoreError> {
+    let (config_path, weights_path) = paths(dir, name);
+    std::fs::create_dir_all(dir).map_err(|err| write_error(dir, err))?;
+    let config_tmp = config_path.with_extension("json.tmp");
+    config
+        .save(&config_tmp)
+        .map_err(|err| write_error(&config_tmp, err))?;
+    save_record(&weights_path, module.into_record())?;
+    std::fs::rename(&config_tmp, &config_path).map_err(|err| write_error(&config_path, err))
+}
+
+/// Writes a record atomically (temporary file, then rename).
+pub fn save_record(path: &Path, record: ModuleRecord) -> Result<(), StoreError> {
+    let tmp = path.with_extension("bpk.tmp");
+    record.save(&tmp).map_err(|err| write_error(&tmp, err))?;
+    std::fs::rename(&tmp, path).map_err(|err| write_error(path, err))
+}
+
+fn write_error(path: &Path, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Write {
+        path: path.to_path_buf(),
+        reason: err.to_string(),
+    }
+}
