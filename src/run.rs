@@ -50,27 +50,24 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
 fn data_check() -> anyhow::Result<()> {
     let dir = paths::data_dir();
     let pieces = data::check::check(&dir);
-    println!(
-        "{:<34} {:>7} {:>9}",
-        format!("data in {}", dir.display()),
-        "found",
-        "expected"
-    );
+    println!("data in {}", dir.display());
+    println!("{:<36} {:>12} {:>12}", "piece", "found", "expected");
     for piece in &pieces {
+        let mark = if piece.ok { "" } else { "  <- wrong" };
         println!(
-            "{:<34} {:>7} {:>9}",
+            "{:<36} {:>12} {:>12}{mark}",
             piece.path, piece.found, piece.expected
         );
     }
-    let missing: Vec<&str> = pieces
+    let bad: Vec<&str> = pieces
         .iter()
-        .filter(|p| p.found < p.expected)
+        .filter(|p| !p.ok)
         .map(|p| p.path.as_str())
         .collect();
-    if !missing.is_empty() {
+    if !bad.is_empty() {
         bail!(
-            "missing or incomplete: {} (run scripts/fetch-data.sh)",
-            missing.join(", ")
+            "missing or damaged: {} (run scripts/fetch-data.sh)",
+            bad.join(", ")
         );
     }
     Ok(())

@@ -1,41 +1,97 @@
-//! `tessera data check`: counts what `scripts/fetch-data.sh` produced and names
-//! whatever is missing.
+//! `tessera data check`: counts what `scripts/fetch-data.sh` produced, verifies the
+//! feature networks against `data/CHECKSUMS`, and names whatever is missing or wrong.
 
 use std::path::Path;
 
-use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use super::faces::list_images;
 
-/// One expected piece of data.
-#[derive(Debug, Clone, Serialize)]
+/// One expected piece of data and what was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Piece {
     /// Path relative to the data folder.
     pub path: String,
-    /// Files found.
-    pub found: usize,
-    /// Files expected (at least).
-    pub expected: usize,
+    /// What was found: a file count, or "ok".
+    pub found: String,
+    /// What is expected.
+    pub expected: String,
+    /// Whether the two agree.
+    pub ok: bool,
 }
 
-/// What `scripts/fetch-data.sh` produces: image folders with their counts, and files.
+/// Image folders and their sizes (DESIGN §4a).
 const FOLDERS: [(&str, usize); 3] = [("faces/train", 900), ("faces/test", 99), ("olivetti", 400)];
-const FILES: [&str; 2] = [
-    "nets/mobilenet_v2.safetensors",
-    "poses/frames/manifest.json",
-];
 
-/// Counts every expected piece under `data`.
+/// Checks every piece under `data`.
 pub fn check(data: &Path) -> Vec<Piece> {
-    let folders = FOLDERS.iter().map(|&(path, expected)| Piece {
+    let mut pieces: Vec<Piece> = FOLDERS
+        .iter()
+        .map(|&(path, expected)| {
+            let found = list_images(&data.join(path)).map_or(0, |files| files.len());
+            Piece {
+                path: path.into(),
+                found: found.to_string(),
+                expected: expected.to_string(),
+                ok: found == expected,
+            }
+        })
+        .collect();
+    match std::fs::read_to_string(data.join("CHECKSUMS")) {
+        Ok(text) => pieces.extend(text.lines().filter_map(|line| check_file_line(data, line))),
+        Err(_) => pieces.push(Piece {
+            path: "CHECKSUMS".into(),
+            found: "missing".into(),
+            expected: "present".into(),
+            ok: false,
+        }),
+    }
+    pieces
+}
+
+/// Verifies a `file <path> <size> <sha256>` line of CHECKSUMS (other lines: none).
+fn check_file_line(data: &Path, line: &str) -> Option<Piece> {
+    let mut fields = line.split_whitespace();
+    if fields.next() != Some("file") {
+        return None;
+    }
+    let (path, _size, sha) = (fields.next()?, fields.next()?, fields.next()?);
+    let found = match std::fs::read(data.join(path)) {
+        Ok(bytes) => format!("{:x}", Sha256::digest(&bytes)),
+        Err(_) => "missing".into(),
+    };
+    let ok = found == sha;
+    let short = |s: &str| s.chars().take(12).collect::<String>();
+    Some(Piece {
         path: path.into(),
-        found: list_images(&data.join(path)).map_or(0, |files| files.len()),
-        expected,
-    });
-    let files = FILES.iter().map(|&path| Piece {
-        path: path.into(),
-        found: usize::from(data.join(path).is_file()),
-        expected: 1,
-    });
-    folders.chain(files).collect()
+        found: short(&found),
+        expected: short(sha),
+        ok,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_missing_and_corrupt_pieces() {
+        let dir = std::env::temp_dir().join(format!("tessera-check-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("nets")).expect("dir");
+        std::fs::write(dir.join("nets/a.bin"), b"abc").expect("write");
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        std::fs::write(
+            dir.join("CHECKSUMS"),
+            format!("file nets/a.bin 3 {abc}\nfile nets/b.bin 3 {abc}\n"),
+        )
+        .expect("write");
+        let pieces = check(&dir);
+        let get = |path: &str| pieces.iter().find(|p| p.path == path).expect(path).clone();
+        assert!(get("nets/a.bin").ok);
+        assert!(!get("nets/b.bin").ok);
+        assert!(!get("faces/train").ok);
+        std::fs::write(dir.join("nets/a.bin"), b"abd").expect("corrupt");
+        assert!(!check(&dir).iter().any(|p| p.path == "nets/a.bin" && p.ok));
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
 }

@@ -160,10 +160,7 @@ impl MobileNetV2 {
         }
         let x = relu6(self.head.forward(x));
         let [batch, channels, _, _] = x.dims();
-        let pooled = x
-            .reshape([batch, channels, 0])
-            .mean_dim(2)
-            .reshape([batch, channels]);
+        let pooled = x.flatten::<3>(2, 3).mean_dim(2).reshape([batch, channels]); // [B, C]
         self.classifier.forward(pooled)
     }
 }

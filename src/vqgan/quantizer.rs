@@ -129,10 +129,10 @@ impl Quantizer {
             .reshape([size, 1])
             .expand([size, dim]);
         let codebook = self.codebook.map(|codes| {
-            codes
-                .mask_where(mask, spread.detach())
-                .detach()
-                .require_grad()
+            // A fresh leaf: keep tracking gradients exactly when the old codebook did.
+            let tracked = codes.is_require_grad();
+            let fresh = codes.mask_where(mask, spread.detach()).detach();
+            if tracked { fresh.require_grad() } else { fresh }
         });
         Self { codebook, ..self }
     }
@@ -239,5 +239,19 @@ mod tests {
                 assert_eq!(row, &before[k * 3..k * 3 + 3]);
             }
         }
+    }
+
+    #[test]
+    fn reseeded_codebook_still_learns() {
+        let device = Device::flex().autodiff();
+        device.seed(6);
+        let quantizer = QuantizerConfig::new(6, 3).init(&device);
+        let quantizer = quantizer.reseed(&[0, 2], Tensor::<2>::ones([2, 3], &device));
+        let z = Tensor::<4>::random([1, 3, 2, 2], Distribution::Normal(0.0, 1.0), &device);
+        let grads = quantizer.forward(z).loss.backward();
+        assert!(
+            quantizer.codebook.val().grad(&grads).is_some(),
+            "codebook lost its gradient"
+        );
     }
 }
