@@ -155,7 +155,7 @@ mod tests {
         let ring: Vec<f32> = ring.into_data().try_into_vec().expect("f32 ring");
         let out_mask: Vec<f32> = out_mask.into_data().try_into_vec().expect("f32 mask");
         let on: Vec<usize> = (0..16).filter(|&i| ring[i] > 0.5).collect();
-        assert_eq!(on, vec![1 * 4 + 2, 2 * 4 + 1, 2 * 4 + 2]);
-        assert_eq!(out_mask[1 * 4 + 1], 1.0);
+        assert_eq!(on, vec![6, 9, 10]); // (1, 2), (2, 1), (2, 2) on the 4x4 grid
+        assert_eq!(out_mask[5], 1.0); // (1, 1)
     }
 }

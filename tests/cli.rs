@@ -1,0 +1,130 @@
+//! The command line as a user meets it: results on stdout, clear errors on stderr,
+//! never a panic.
+
+mod common;
+
+use std::process::{Command, Output};
+
+fn tessera(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .output()
+        .expect("run tessera")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn eval_vqgan_prints_one_json_object_with_the_documented_keys() {
+    let models = common::tiny_models("cli-json");
+    let faces = common::sample_faces();
+    let out = tessera(&[
+        "eval",
+        "vqgan",
+        "--json",
+        "--backend",
+        "cpu",
+        "--models",
+        models.to_str().expect("utf8"),
+        "--images",
+        faces.to_str().expect("utf8"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    for key in [
+        "psnr",
+        "ssim",
+        "l1",
+        "live_codes",
+        "codebook_size",
+        "perplexity",
+        "images",
+    ] {
+        assert!(value.get(key).is_some(), "missing key {key} in {value}");
+    }
+    assert_eq!(value["images"], 8);
+    assert_eq!(value["codebook_size"], 64);
+}
+
+#[test]
+fn eval_vqgan_prints_a_table_without_json() {
+    let models = common::tiny_models("cli-table");
+    let faces = common::sample_faces();
+    let out = tessera(&[
+        "eval",
+        "vqgan",
+        "--backend",
+        "cpu",
+        "--models",
+        models.to_str().expect("utf8"),
+        "--images",
+        faces.to_str().expect("utf8"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("psnr") && text.contains("live_codes"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_missing_model_is_named_not_a_panic() {
+    let empty = common::temp_dir("cli-missing");
+    let out = tessera(&[
+        "eval",
+        "vqgan",
+        "--backend",
+        "cpu",
+        "--models",
+        empty.to_str().expect("utf8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("vqgan.json") && err.contains("missing"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn a_corrupt_image_folder_entry_is_named() {
+    let models = common::tiny_models("cli-corrupt");
+    let images = common::temp_dir("cli-corrupt-images");
+    std::fs::write(images.join("broken.png"), b"\x89PNG not really").expect("write");
+    let out = tessera(&[
+        "eval",
+        "vqgan",
+        "--backend",
+        "cpu",
+        "--models",
+        models.to_str().expect("utf8"),
+        "--images",
+        images.to_str().expect("utf8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("broken.png"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_wrong_flag_is_a_usage_error() {
+    let out = tessera(&["eval", "vqgan", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--no-such-flag"), "{}", stderr(&out));
+}
+
+#[test]
+fn verbs_of_later_issues_say_they_are_not_available() {
+    for verb in ["edit", "sample", "repose"] {
+        let out = tessera(&[verb]);
+        assert_eq!(out.status.code(), Some(1), "{verb}");
+        assert!(
+            stderr(&out).contains("not available yet"),
+            "{verb}: {}",
+            stderr(&out)
+        );
+    }
+}

@@ -1,0 +1,34 @@
+//! Helpers shared by the integration tests.
+
+use std::path::PathBuf;
+
+use burn::prelude::Device;
+use tessera::store;
+use tessera::vqgan::VqganConfig;
+
+/// A fresh temporary folder for one test.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tessera-it-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Writes a small untrained tokenizer (64x64 images, 16x16 tokens) into a new
+/// models folder: enough to exercise every path without the shipped weights.
+pub fn tiny_models(tag: &str) -> PathBuf {
+    let dir = temp_dir(tag);
+    let config = VqganConfig::new()
+        .with_widths(vec![8, 16, 16])
+        .with_codebook_size(64)
+        .with_code_dim(8);
+    let device = Device::flex();
+    device.seed(5);
+    store::save_model(&dir, "vqgan", &config, config.init(&device)).expect("save tiny model");
+    dir
+}
+
+/// The repository's sample faces.
+pub fn sample_faces() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/samples/faces")
+}
