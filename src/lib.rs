@@ -8,6 +8,7 @@ pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod evaluate;
+pub mod ilat;
 pub mod metrics;
 pub mod nn;
 pub mod paths;

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn tessera(args: &[&str]) -> Output {
@@ -12,6 +13,15 @@ fn tessera(args: &[&str]) -> Output {
         .expect("run tessera")
 }
 
+/// `tessera eval vqgan --backend cpu --models M --images I [extra…]`.
+fn eval_vqgan(models: &Path, images: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["eval", "vqgan", "--backend", "cpu"];
+    args.extend(["--models", models.to_str().expect("utf8")]);
+    args.extend(["--images", images.to_str().expect("utf8")]);
+    args.extend(extra);
+    tessera(&args)
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -19,18 +29,7 @@ fn stderr(out: &Output) -> String {
 #[test]
 fn eval_vqgan_prints_one_json_object_with_the_documented_keys() {
     let models = common::tiny_models("cli-json");
-    let faces = common::sample_faces();
-    let out = tessera(&[
-        "eval",
-        "vqgan",
-        "--json",
-        "--backend",
-        "cpu",
-        "--models",
-        models.to_str().expect("utf8"),
-        "--images",
-        faces.to_str().expect("utf8"),
-    ]);
+    let out = eval_vqgan(&models, &common::sample_faces(), &["--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     for key in [
@@ -51,17 +50,7 @@ fn eval_vqgan_prints_one_json_object_with_the_documented_keys() {
 #[test]
 fn eval_vqgan_prints_a_table_without_json() {
     let models = common::tiny_models("cli-table");
-    let faces = common::sample_faces();
-    let out = tessera(&[
-        "eval",
-        "vqgan",
-        "--backend",
-        "cpu",
-        "--models",
-        models.to_str().expect("utf8"),
-        "--images",
-        faces.to_str().expect("utf8"),
-    ]);
+    let out = eval_vqgan(&models, &common::sample_faces(), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -73,14 +62,7 @@ fn eval_vqgan_prints_a_table_without_json() {
 #[test]
 fn a_missing_model_is_named_not_a_panic() {
     let empty = common::temp_dir("cli-missing");
-    let out = tessera(&[
-        "eval",
-        "vqgan",
-        "--backend",
-        "cpu",
-        "--models",
-        empty.to_str().expect("utf8"),
-    ]);
+    let out = eval_vqgan(&empty, &common::sample_faces(), &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -95,16 +77,7 @@ fn a_corrupt_image_folder_entry_is_named() {
     let models = common::tiny_models("cli-corrupt");
     let images = common::temp_dir("cli-corrupt-images");
     std::fs::write(images.join("broken.png"), b"\x89PNG not really").expect("write");
-    let out = tessera(&[
-        "eval",
-        "vqgan",
-        "--backend",
-        "cpu",
-        "--models",
-        models.to_str().expect("utf8"),
-        "--images",
-        images.to_str().expect("utf8"),
-    ]);
+    let out = eval_vqgan(&models, &images, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("broken.png"), "{}", stderr(&out));
 }
