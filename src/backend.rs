@@ -25,6 +25,9 @@ pub enum BackendChoice {
     Cpu,
     /// burn-wgpu on any adapter, software ones (lavapipe) included.
     Gpu,
+    /// burn-ndarray, for the backend comparison only (feature `bench-ndarray`).
+    #[cfg(feature = "bench-ndarray")]
+    Ndarray,
 }
 
 /// The chosen device and a name for logs and the status bar.
@@ -49,6 +52,19 @@ pub fn select(choice: BackendChoice) -> Result<Backend, NoGpu> {
         BackendChoice::Cpu => cpu(),
         BackendChoice::Gpu => gpu(adapters(true).into_iter().next().ok_or(NoGpu)?),
         BackendChoice::Auto => adapters(false).into_iter().next().map_or_else(cpu, gpu),
+        #[cfg(feature = "bench-ndarray")]
+        #[allow(deprecated)] // burn-ndarray is measured here, not used
+        BackendChoice::Ndarray => Backend {
+            device: Device::ndarray(),
+            name: format!(
+                "cpu (burn-ndarray{})",
+                if cfg!(feature = "bench-ndarray-blas") {
+                    ", OpenBLAS"
+                } else {
+                    ""
+                }
+            ),
+        },
     };
     tracing::info!("compute backend: {}", backend.name);
     Ok(backend)

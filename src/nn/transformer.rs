@@ -67,7 +67,53 @@ impl TransformerConfig {
     }
 }
 
+/// Keys and values of the positions already run, per layer: `[B, H, T, d_h]` each.
+///
+/// Sampling runs the known context once and then one new position per step, each
+/// attending to everything cached: O(T) work per generated token instead of O(T²).
+#[derive(Debug, Clone, Default)]
+pub struct KvCache {
+    layers: Vec<(Tensor<4>, Tensor<4>)>,
+}
+
+impl KvCache {
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.layers.first().map_or(0, |(k, _)| k.dims()[2])
+    }
+
+    /// Whether nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 impl Transformer {
+    /// Runs new positions that attend to all cached positions and, through `mask`, to
+    /// each other; their keys and values are appended to `cache`.
+    ///
+    /// # Shapes
+    /// - x: `[B, t, D]`; mask: `[B, H, t, T_cached + t]` (`true` = blocked), or none
+    /// - output: `[B, t, D]`
+    pub fn forward_cached(
+        &self,
+        x: Tensor<3>,
+        mask: Option<Tensor<4, Bool>>,
+        cache: &mut KvCache,
+    ) -> Tensor<3> {
+        let mut x = x;
+        for (i, block) in self.blocks.iter().enumerate() {
+            let past = cache.layers.get(i).cloned();
+            let (out, keys, values) = block.forward_with_past(x, mask.clone(), past);
+            match cache.layers.get_mut(i) {
+                Some(slot) => *slot = (keys, values),
+                None => cache.layers.push((keys, values)),
+            }
+            x = out;
+        }
+        self.norm.forward(x)
+    }
+
     /// # Shapes
     /// - x: `[B, T, D]`; mask: `[B, H, T, T]` (`true` = blocked), or none for full attention
     /// - output: `[B, T, D]`
@@ -82,30 +128,49 @@ impl Transformer {
 
 impl Block {
     fn forward(&self, x: Tensor<3>, mask: Option<Tensor<4, Bool>>) -> Tensor<3> {
+        self.forward_with_past(x, mask, None).0
+    }
+
+    /// The block on new positions, with the keys and values of earlier positions (if
+    /// any) prepended; returns the output and all keys and values, past and new.
+    ///
+    /// # Shapes
+    /// - x: `[B, t, D]`; past: `[B, H, T, d_h]` twice; mask: `[B, H, t, T + t]`
+    fn forward_with_past(
+        &self,
+        x: Tensor<3>,
+        mask: Option<Tensor<4, Bool>>,
+        past: Option<(Tensor<4>, Tensor<4>)>,
+    ) -> (Tensor<3>, Tensor<4>, Tensor<4>) {
         let [batch, tokens, d] = x.dims();
         let head = d / self.n_heads;
         let qkv = self
             .qkv
-            .forward(self.norm1.forward(x.clone())) // [B, T, 3D]
+            .forward(self.norm1.forward(x.clone())) // [B, t, 3D]
             .reshape([batch, tokens, 3, self.n_heads, head])
-            .permute([2, 0, 3, 1, 4]); // [3, B, H, T, d_h]
+            .permute([2, 0, 3, 1, 4]); // [3, B, H, t, d_h]
         let pick = |i: usize| {
             qkv.clone()
                 .narrow(0, i, 1)
                 .reshape([batch, self.n_heads, tokens, head])
         };
+        let (mut keys, mut values) = (pick(1), pick(2));
+        if let Some((past_keys, past_values)) = past {
+            keys = Tensor::cat(vec![past_keys, keys], 2); // [B, H, T + t, d_h]
+            values = Tensor::cat(vec![past_values, values], 2);
+        }
         let context = attention(
             pick(0),
-            pick(1),
-            pick(2),
+            keys.clone(),
+            values.clone(),
             mask,
             None,
             AttentionModuleOptions::default(),
         );
-        let context = context.swap_dims(1, 2).reshape([batch, tokens, d]); // [B, T, D]
+        let context = context.swap_dims(1, 2).reshape([batch, tokens, d]); // [B, t, D]
         let x = x + self.proj.forward(context);
         let hidden = gelu(self.fc1.forward(self.norm2.forward(x.clone())));
-        x + self.fc2.forward(hidden)
+        (x + self.fc2.forward(hidden), keys, values)
     }
 }
 
@@ -143,5 +208,28 @@ mod tests {
         let b = model.forward(changed, Some(mask)).narrow(1, 0, 4);
         a.into_data()
             .assert_approx_eq::<f32>(&b.into_data(), Tolerance::absolute(1e-5));
+    }
+
+    #[test]
+    fn cached_steps_equal_one_causal_pass() {
+        let device = Device::flex();
+        device.seed(32);
+        let model = TransformerConfig::new(16, 4, 3).init(&device);
+        let x = Tensor::<3>::random([2, 7, 16], Distribution::Normal(0.0, 1.0), &device);
+        let full = model.forward(x.clone(), Some(causal_mask(2, 4, 7, &device)));
+        // A prefix of three positions at once, then one position per step.
+        let mut cache = KvCache::default();
+        let mut outputs = vec![model.forward_cached(
+            x.clone().narrow(1, 0, 3),
+            Some(causal_mask(2, 4, 3, &device)),
+            &mut cache,
+        )];
+        for t in 3..7 {
+            outputs.push(model.forward_cached(x.clone().narrow(1, t, 1), None, &mut cache));
+        }
+        assert_eq!(cache.len(), 7);
+        Tensor::cat(outputs, 1)
+            .into_data()
+            .assert_approx_eq::<f32>(&full.into_data(), Tolerance::absolute(1e-5));
     }
 }
