@@ -89,6 +89,10 @@ pub struct VqganTrainOpts {
     /// Where to write the finished model (default: the models folder).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// When the run folder has no checkpoint, start from the trained model in DIR
+    /// (e.g. the committed `models/`), keeping its step count.
+    #[arg(long, value_name = "DIR")]
+    pub warm_start: Option<PathBuf>,
 }
 
 /// `tessera eval …`

@@ -96,6 +96,7 @@ fn train_vqgan(
         mobilenet: data.join("nets/mobilenet_v2.safetensors"),
         run: opts.run.unwrap_or_else(|| paths::runs_dir().join("vqgan")),
         out: opts.out.unwrap_or(models),
+        warm_start: opts.warm_start,
     };
     let backend = backend::select(choice)?;
     let psnr = crate::vqgan::train::train(&config, &train_paths, &backend.device.autodiff())?;

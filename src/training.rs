@@ -99,6 +99,12 @@ impl Run {
         Ok(None)
     }
 
+    /// Counts `progress` as done before this session (a warm start from a model).
+    pub fn set_resumed(&mut self, progress: Progress) {
+        self.resumed = progress;
+        self.bar.set_position(progress.step as u64);
+    }
+
     /// The run folder.
     pub fn dir(&self) -> &Path {
         &self.dir

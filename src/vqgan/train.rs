@@ -25,7 +25,7 @@ use crate::data::masks::random_mask;
 use crate::metrics;
 use crate::nn::perceptual::Perceptual;
 use crate::store;
-use crate::training::{Run, RunError, learning_rate};
+use crate::training::{Progress, Run, RunError, learning_rate};
 
 /// Everything a VQGAN training run needs besides data.
 #[derive(Config, Debug)]
@@ -85,6 +85,10 @@ pub struct VqganTrainingPaths {
     pub run: PathBuf,
     /// Where the finished model is written (`vqgan.json` + `vqgan.bpk`).
     pub out: PathBuf,
+    /// A trained model folder to start from when the run has no checkpoint (a fresh
+    /// machine with only the committed model): its weights and progress are taken, the
+    /// discriminator and optimiser moments start anew.
+    pub warm_start: Option<PathBuf>,
 }
 
 /// Why training stopped early.
@@ -129,9 +133,14 @@ pub fn train(
             path: paths.run.join("config.json"),
             reason: err.to_string(),
         })?;
-    let (mut state, start) = match resume {
-        Some((dir, progress)) => (load_state(config, &dir, device)?, progress.step),
-        None => (fresh_state(config, device), 0),
+    let (mut state, start) = match (resume, &paths.warm_start) {
+        (Some((dir, progress)), _) => (load_state(config, &dir, device)?, progress.step),
+        (None, Some(dir)) => {
+            let (state, progress) = warm_start(config, dir, device)?;
+            run.set_resumed(progress);
+            (state, progress.step)
+        }
+        (None, None) => (fresh_state(config, device), 0),
     };
     let mut rng = StdRng::seed_from_u64(config.seed ^ start as u64);
     let mut usage = vec![0usize; config.model.codebook_size];
@@ -171,6 +180,36 @@ fn fresh_state(config: &VqganTrainingConfig, device: &Device) -> State {
         optim_g: AdamConfig::new().with_beta_1(0.5).with_beta_2(0.9).init(),
         optim_d: AdamConfig::new().with_beta_1(0.5).with_beta_2(0.9).init(),
     }
+}
+
+/// Starts from an exported model: its weights and the progress file written beside it.
+fn warm_start(
+    config: &VqganTrainingConfig,
+    dir: &Path,
+    device: &Device,
+) -> Result<(State, Progress), TrainError> {
+    let (model, model_config) = Vqgan::load(dir, "vqgan", device)?;
+    if model_config.to_string() != config.model.to_string() {
+        return Err(store::StoreError::Mismatch {
+            weights: dir.join("vqgan.bpk"),
+            config: dir.join("vqgan.json"),
+            reason: "the training configuration describes another architecture".into(),
+        }
+        .into());
+    }
+    let progress_path = dir.join("vqgan.progress.json");
+    let progress = std::fs::read_to_string(&progress_path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    tracing::info!("warm start from {} at {:?}", dir.display(), progress);
+    Ok((
+        State {
+            model,
+            ..fresh_state(config, device)
+        },
+        progress,
+    ))
 }
 
 fn load_state(
@@ -232,8 +271,14 @@ fn save_state(
         }
         Ok(())
     })?;
-    // The exported generator alone, ready to copy into models/.
+    // The exported generator alone, with its progress, ready to copy into models/.
     store::save_model(run.dir(), "vqgan", &config.model, state.model.valid())?;
+    let progress_path = run.dir().join("vqgan.progress.json");
+    let progress = serde_json::to_string(&run.progress(step)).unwrap_or_default();
+    std::fs::write(&progress_path, progress).map_err(|err| RunError::Io {
+        path: progress_path,
+        reason: err.to_string(),
+    })?;
     Ok(())
 }
 
@@ -467,5 +512,33 @@ mod tests {
             l1.push(losses.values[0].1);
         }
         assert!(l1[24] < 0.7 * l1[0], "L1 went from {} to {}", l1[0], l1[24]);
+    }
+
+    #[test]
+    fn warm_start_takes_weights_and_progress_and_refuses_another_architecture() {
+        let device = Device::flex();
+        let model = VqganConfig::new()
+            .with_widths(vec![8, 16, 16])
+            .with_codebook_size(32)
+            .with_code_dim(8);
+        let config = VqganTrainingConfig::new(model.clone(), DiscriminatorConfig::new());
+        let dir = std::env::temp_dir().join(format!("tessera-warm-{}", std::process::id()));
+        let trained = model.init(&device);
+        store::save_model(&dir, "vqgan", &model, trained.clone()).expect("save");
+        std::fs::write(
+            dir.join("vqgan.progress.json"),
+            r#"{"step":1234,"seconds":99.0}"#,
+        )
+        .expect("progress");
+        let (state, progress) = warm_start(&config, &dir, &device).expect("warm start");
+        assert_eq!(progress.step, 1234);
+        let images = Tensor::<4>::ones([1, 3, 64, 64], &device);
+        assert_eq!(
+            state.model.forward(images.clone(), None).images.into_data(),
+            trained.forward(images, None).images.into_data()
+        );
+        let other = VqganTrainingConfig::new(model.with_code_dim(4), DiscriminatorConfig::new());
+        assert!(warm_start(&other, &dir, &device).is_err());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }
