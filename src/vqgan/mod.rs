@@ -7,6 +7,7 @@
 //! the mask with the encoder's continuous features outside it (Eq. 4), so the kept
 //! region is reconstructed from more than nine bits per 4x4 patch.
 
+mod checkpoint;
 mod decoder;
 mod discriminator;
 mod encoder;

@@ -10,22 +10,22 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
-use burn::store::ModuleRecord;
 use burn::tensor::activation::softplus;
 use image::RgbImage;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{Discriminator, DiscriminatorConfig, Vqgan, VqganConfig};
+use super::checkpoint::{State, fresh_state, load_state, save_state, warm_start};
+use super::{DiscriminatorConfig, Vqgan, VqganConfig};
 use crate::data::convert::{images_to_tensor, masks_to_tensor, tensor_to_images};
 use crate::data::faces::{augment, load_folder};
 use crate::data::masks::random_mask;
 use crate::metrics;
 use crate::nn::perceptual::Perceptual;
 use crate::store;
-use crate::training::{Progress, Run, RunError, learning_rate};
+use crate::training::{Run, RunError, learning_rate};
 
 /// Everything a VQGAN training run needs besides data.
 #[derive(Config, Debug)]
@@ -106,14 +106,6 @@ pub enum TrainError {
     Image { path: PathBuf, reason: String },
 }
 
-/// The state that a checkpoint holds.
-struct State {
-    model: Vqgan,
-    disc: Discriminator,
-    optim_g: burn::optim::ModuleOptimizer,
-    optim_d: burn::optim::ModuleOptimizer,
-}
-
 /// Trains (or resumes) a run and writes the model to `paths.out`. Returns the last
 /// held-out PSNR.
 pub fn train(
@@ -170,116 +162,6 @@ pub fn train(
     run.finish();
     store::save_model(&paths.out, "vqgan", &config.model, state.model.valid())?;
     Ok(psnr)
-}
-
-fn fresh_state(config: &VqganTrainingConfig, device: &Device) -> State {
-    device.seed(config.seed);
-    State {
-        model: config.model.init(device),
-        disc: config.discriminator.init(device),
-        optim_g: AdamConfig::new().with_beta_1(0.5).with_beta_2(0.9).init(),
-        optim_d: AdamConfig::new().with_beta_1(0.5).with_beta_2(0.9).init(),
-    }
-}
-
-/// Starts from an exported model: its weights and the progress file written beside it.
-fn warm_start(
-    config: &VqganTrainingConfig,
-    dir: &Path,
-    device: &Device,
-) -> Result<(State, Progress), TrainError> {
-    let (model, model_config) = Vqgan::load(dir, "vqgan", device)?;
-    if model_config.to_string() != config.model.to_string() {
-        return Err(store::StoreError::Mismatch {
-            weights: dir.join("vqgan.bpk"),
-            config: dir.join("vqgan.json"),
-            reason: "the training configuration describes another architecture".into(),
-        }
-        .into());
-    }
-    let progress_path = dir.join("vqgan.progress.json");
-    let progress = std::fs::read_to_string(&progress_path)
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .unwrap_or_default();
-    tracing::info!("warm start from {} at {:?}", dir.display(), progress);
-    Ok((
-        State {
-            model,
-            ..fresh_state(config, device)
-        },
-        progress,
-    ))
-}
-
-fn load_state(
-    config: &VqganTrainingConfig,
-    dir: &Path,
-    device: &Device,
-) -> Result<State, TrainError> {
-    let fresh = fresh_state(config, device);
-    let load = |name: &str| store::load_record(&dir.join(format!("{name}.bpk")));
-    let mismatch = |name: &str, err: burn::store::RecordError| store::StoreError::Mismatch {
-        weights: dir.join(format!("{name}.bpk")),
-        config: dir.join("../config.json"),
-        reason: err.to_string(),
-    };
-    let model = fresh
-        .model
-        .try_load_record(load("model")?)
-        .map_err(|e| mismatch("model", e))?;
-    let disc = fresh
-        .disc
-        .try_load_record(load("disc")?)
-        .map_err(|e| mismatch("disc", e))?;
-    let optim = |name: &str| {
-        let path = dir.join(format!("{name}.bpk"));
-        burn::optim::OptimizerRecord::load(&path).map_err(|err| store::StoreError::Damaged {
-            path,
-            reason: err.to_string(),
-        })
-    };
-    Ok(State {
-        model,
-        disc,
-        optim_g: fresh.optim_g.load_record(optim("optim_g")?),
-        optim_d: fresh.optim_d.load_record(optim("optim_d")?),
-    })
-}
-
-fn save_state(
-    state: &State,
-    config: &VqganTrainingConfig,
-    run: &Run,
-    step: usize,
-) -> Result<(), TrainError> {
-    run.checkpoint(step, |dir| {
-        let record = |module: ModuleRecord, name: &str| {
-            store::save_record(&dir.join(format!("{name}.bpk")), module)
-        };
-        record(state.model.clone().into_record(), "model")?;
-        record(state.disc.clone().into_record(), "disc")?;
-        for (optim, name) in [(&state.optim_g, "optim_g"), (&state.optim_d, "optim_d")] {
-            let path = dir.join(format!("{name}.bpk"));
-            optim
-                .to_record()
-                .save(&path)
-                .map_err(|err| store::StoreError::Write {
-                    path,
-                    reason: err.to_string(),
-                })?;
-        }
-        Ok(())
-    })?;
-    // The exported generator alone, with its progress, ready to copy into models/.
-    store::save_model(run.dir(), "vqgan", &config.model, state.model.valid())?;
-    let progress_path = run.dir().join("vqgan.progress.json");
-    let progress = serde_json::to_string(&run.progress(step)).unwrap_or_default();
-    std::fs::write(&progress_path, progress).map_err(|err| RunError::Io {
-        path: progress_path,
-        reason: err.to_string(),
-    })?;
-    Ok(())
 }
 
 /// One step's inputs.
@@ -512,33 +394,5 @@ mod tests {
             l1.push(losses.values[0].1);
         }
         assert!(l1[24] < 0.7 * l1[0], "L1 went from {} to {}", l1[0], l1[24]);
-    }
-
-    #[test]
-    fn warm_start_takes_weights_and_progress_and_refuses_another_architecture() {
-        let device = Device::flex();
-        let model = VqganConfig::new()
-            .with_widths(vec![8, 16, 16])
-            .with_codebook_size(32)
-            .with_code_dim(8);
-        let config = VqganTrainingConfig::new(model.clone(), DiscriminatorConfig::new());
-        let dir = std::env::temp_dir().join(format!("tessera-warm-{}", std::process::id()));
-        let trained = model.init(&device);
-        store::save_model(&dir, "vqgan", &model, trained.clone()).expect("save");
-        std::fs::write(
-            dir.join("vqgan.progress.json"),
-            r#"{"step":1234,"seconds":99.0}"#,
-        )
-        .expect("progress");
-        let (state, progress) = warm_start(&config, &dir, &device).expect("warm start");
-        assert_eq!(progress.step, 1234);
-        let images = Tensor::<4>::ones([1, 3, 64, 64], &device);
-        assert_eq!(
-            state.model.forward(images.clone(), None).images.into_data(),
-            trained.forward(images, None).images.into_data()
-        );
-        let other = VqganTrainingConfig::new(model.with_code_dim(4), DiscriminatorConfig::new());
-        assert!(warm_start(&other, &dir, &device).is_err());
-        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }
