@@ -1,43 +1,284 @@
 //! Speed measurements behind `tessera bench …`.
 
+use std::ops::ControlFlow;
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::Distribution;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+use image::{GrayImage, Luma};
+
 use crate::backend::Backend;
-use crate::nn::transformer::{TransformerConfig, causal_mask};
+use crate::engine::{EditRequest, Engine, EngineError, Method};
+use crate::ilat::model::{Ilat, IlatConfig};
+use crate::ilat::sample::{self, Order, Sampling};
+use crate::ilat::train::{Objective, TokenBatch, attention_masks, batch_loss};
 use crate::vqgan::VqganConfig;
 
-/// Median seconds of one training step (forward, backward, optimiser) of each model.
+/// Where the CPU's time goes, in one run (`tessera bench throughput`).
 #[derive(Debug, Clone, Serialize)]
-pub struct StepTiming {
+pub struct Throughput {
     /// Backend measured.
     pub backend: String,
+    /// Mean GEMM rate over the shapes of the shared transformer's training step.
+    pub gemm_gflops: f64,
     /// TS-VQGAN (default size), 16 images of 64x64, no mask: L1 + codebook loss.
     pub vqgan_step_seconds: f64,
     /// The same with a random mask on every image (both encoder streams computed).
     pub vqgan_masked_step_seconds: f64,
-    /// Transformer d=256, 8 heads, 8 layers, 8 sequences of 256 tokens, causal mask,
-    /// cross-entropy over 512 classes.
+    /// One iLAT training step at the shipped size (8 sequences of 256 tokens, LA mask,
+    /// NLL on the masked tokens, AdamW).
     pub transformer_step_seconds: f64,
-    /// Its effective rate: analytic FLOPs (3x the forward's) per second.
+    /// Its effective rate: analytic FLOPs per second (see [`transformer_flops`]).
     pub transformer_gflops: f64,
+    /// `transformer_gflops / gemm_gflops`.
+    pub transformer_ratio: f64,
+    /// Milliseconds per generated token of a 10 % local edit (26 tokens), the first
+    /// pass over the kept tokens included.
+    pub ms_per_token: f64,
 }
 
-/// Times both models.
-pub fn steps(backend: &Backend, repeat: usize) -> StepTiming {
+/// Measures everything [`Throughput`] holds; the token models at `model`'s size.
+pub fn throughput(backend: &Backend, model: &IlatConfig, repeat: usize) -> Throughput {
+    let gemm_gflops = gemm_rate(backend, model, repeat);
     let (vqgan_step_seconds, vqgan_masked_step_seconds) = vqgan_step(backend, repeat);
-    let (transformer_step_seconds, flops) = transformer_step(backend, repeat);
-    StepTiming {
+    let transformer_step_seconds = transformer_step(backend, model, repeat);
+    let transformer_gflops = transformer_flops(model, TRAIN_BATCH) / transformer_step_seconds / 1e9;
+    let ilat = fresh_model(backend, model);
+    let local = local_sampling_seconds(&ilat, model, 0.10, Order::Local, repeat);
+    let masked = (0.10 * model.tokens() as f64).round();
+    Throughput {
         backend: backend.name.clone(),
+        gemm_gflops,
         vqgan_step_seconds,
         vqgan_masked_step_seconds,
         transformer_step_seconds,
-        transformer_gflops: flops / transformer_step_seconds / 1e9,
+        transformer_gflops,
+        transformer_ratio: transformer_gflops / gemm_gflops,
+        ms_per_token: 1e3 * local / masked,
+    }
+}
+
+/// Sequences per training step.
+const TRAIN_BATCH: usize = 8;
+
+/// GFLOP/s of `[B·T, D] x [D, n]` products for the projections of the transformer
+/// (`n` = 3D, D, 4D) and of its MLP's second layer (`[B·T, 4D] x [4D, D]`): each
+/// `2·m·k·n` FLOPs.
+fn gemm_rate(backend: &Backend, model: &IlatConfig, repeat: usize) -> f64 {
+    let device = &backend.device;
+    let (m, d) = (TRAIN_BATCH * model.tokens(), model.d_model);
+    let shapes = [(m, d, 3 * d), (m, d, d), (m, d, 4 * d), (m, 4 * d, d)];
+    let rates: Vec<f64> = shapes
+        .iter()
+        .map(|&(m, k, n)| {
+            let a = Tensor::<2>::random([m, k], Distribution::Normal(0.0, 1.0), device);
+            let b = Tensor::<2>::random([k, n], Distribution::Normal(0.0, 1.0), device);
+            let seconds = median_time(device, repeat.max(5), || {
+                let _ = a.clone().matmul(b.clone());
+            });
+            2.0 * (m * k * n) as f64 / seconds / 1e9
+        })
+        .collect();
+    rates.iter().sum::<f64>() / rates.len() as f64
+}
+
+/// Analytic FLOPs of one training step (forward + backward = 3x forward). Per token
+/// and layer the forward costs `2·12·D²` in the projections and the MLP and `4·T·D`
+/// in attention (`QKᵀ` and the weighted sum of values); the head `2·D·V` per token.
+pub fn transformer_flops(model: &IlatConfig, batch: usize) -> f64 {
+    let (d, t, v) = (
+        model.d_model as f64,
+        (model.conditions() + model.tokens()) as f64,
+        model.vocab as f64,
+    );
+    let per_token = model.n_layers as f64 * (24.0 * d * d + 4.0 * t * d) + 2.0 * d * v;
+    3.0 * batch as f64 * t * per_token
+}
+
+/// Seconds per iLAT training step on random tokens with a random quarter masked.
+fn transformer_step(backend: &Backend, config: &IlatConfig, repeat: usize) -> f64 {
+    let device = backend.device.clone().autodiff();
+    device.seed(0);
+    let mut model = config.init(&device);
+    let mut optim = AdamWConfig::new().init();
+    let mut rng = StdRng::seed_from_u64(0);
+    let n = config.tokens();
+    let token_masks: Vec<Vec<bool>> = (0..TRAIN_BATCH)
+        .map(|_| (0..n).map(|_| rng.random_bool(0.25)).collect())
+        .collect();
+    let views: Vec<&[bool]> = token_masks.iter().map(Vec::as_slice).collect();
+    let ids = |rng: &mut StdRng| -> Vec<i64> {
+        (0..TRAIN_BATCH * n)
+            .map(|_| rng.random_range(0..config.vocab as i64))
+            .collect()
+    };
+    let batch = TokenBatch {
+        inputs: Tensor::from_data(TensorData::new(ids(&mut rng), [TRAIN_BATCH, n]), &device),
+        targets: Tensor::from_data(TensorData::new(ids(&mut rng), [TRAIN_BATCH, n]), &device),
+        sketch: Tensor::random(
+            [TRAIN_BATCH, n, config.patch * config.patch],
+            Distribution::Bernoulli(0.1),
+            &device,
+        ),
+        mask: attention_masks(&views, config, Objective::LocalAr, &device),
+        weights: Tensor::from_data(
+            TensorData::new(
+                token_masks
+                    .iter()
+                    .flatten()
+                    .map(|&m| if m { 1.0f32 } else { 0.0 })
+                    .collect::<Vec<_>>(),
+                [TRAIN_BATCH, n],
+            ),
+            &device,
+        ),
+    };
+    median_time(&device, repeat, || {
+        let loss = batch_loss(&model, &batch);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(1e-4, model.clone(), grads);
+    })
+}
+
+/// A token model of `config`'s size with fresh weights (speed does not depend on them).
+fn fresh_model(backend: &Backend, config: &IlatConfig) -> Ilat {
+    backend.device.seed(0);
+    config.init(&backend.device)
+}
+
+/// Median seconds to sample the tokens of a blob covering `rate` of the grid (the
+/// tokens nearest the centre), in `order`, with the KV cache.
+fn local_sampling_seconds(
+    model: &Ilat,
+    config: &IlatConfig,
+    rate: f64,
+    order: Order,
+    repeat: usize,
+) -> f64 {
+    let device = &model.devices()[0];
+    let n = config.tokens();
+    let token_mask = central_blob(config.grid, (rate * n as f64).round() as usize);
+    let tokens: Vec<usize> = (0..n).map(|i| i * 7 % config.vocab).collect();
+    let sketch = Tensor::<3>::zeros([1, n, config.patch * config.patch], device);
+    median_time(device, repeat, || {
+        let _ = sample::sample(
+            model,
+            &tokens,
+            &token_mask,
+            sketch.clone(),
+            order,
+            &Sampling::default(),
+            &mut |_, _| ControlFlow::Continue(()),
+        );
+    })
+}
+
+/// The `count` tokens of a `side`x`side` grid nearest its centre.
+fn central_blob(side: usize, count: usize) -> Vec<bool> {
+    let centre = (side as f64 - 1.0) / 2.0;
+    let mut order: Vec<usize> = (0..side * side).collect();
+    let distance = |i: usize| {
+        let (x, y) = ((i % side) as f64, (i / side) as f64);
+        (x - centre).hypot(y - centre)
+    };
+    order.sort_by(|&a, &b| distance(a).total_cmp(&distance(b)).then(a.cmp(&b)));
+    let mut mask = vec![false; side * side];
+    for &i in order.iter().take(count) {
+        mask[i] = true;
+    }
+    mask
+}
+
+/// One row of `tessera bench local-ar`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalArRow {
+    /// Fraction of tokens masked.
+    pub mask_rate: f64,
+    /// Seconds to sample the masked tokens in iLAT's local order.
+    pub local_seconds: f64,
+    /// Seconds to sample every token of the grid autoregressively (Taming's whole-image
+    /// generation), with the same KV cache.
+    pub full_seconds: f64,
+    /// `full_seconds / local_seconds`.
+    pub speedup: f64,
+}
+
+/// `tessera bench local-ar`: local against full autoregression at 5, 10 and 30 %.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalAr {
+    /// One row per mask rate.
+    pub rows: Vec<LocalArRow>,
+}
+
+/// Times local and full sampling with a model of `config`'s size.
+pub fn local_ar(backend: &Backend, config: &IlatConfig, repeat: usize) -> LocalAr {
+    let model = fresh_model(backend, config);
+    let full_seconds = local_sampling_seconds(&model, config, 1.0, Order::Full, repeat);
+    let rows = [0.05, 0.10, 0.30]
+        .into_iter()
+        .map(|mask_rate| {
+            let local_seconds =
+                local_sampling_seconds(&model, config, mask_rate, Order::Local, repeat);
+            LocalArRow {
+                mask_rate,
+                local_seconds,
+                full_seconds,
+                speedup: full_seconds / local_seconds,
+            }
+        })
+        .collect();
+    LocalAr { rows }
+}
+
+/// `tessera bench edit`: one face edit end to end.
+#[derive(Debug, Clone, Serialize)]
+pub struct EditTiming {
+    /// Median wall-clock seconds.
+    pub median_seconds: f64,
+    /// Timed runs.
+    pub runs: usize,
+}
+
+/// Times an iLAT edit of the first sample face with a centred 20x20 box mask (25 of
+/// 256 tokens, about 10 %), models loaded beforehand.
+pub fn edit(engine: &mut Engine, runs: usize) -> Result<EditTiming, EngineError> {
+    let face =
+        crate::data::faces::load_square(&crate::paths::sample_faces().join("000901.png"), 64)
+            .map_err(|e| EngineError::Input(e.to_string()))?;
+    let mask = GrayImage::from_fn(64, 64, |x, y| {
+        Luma([if (22..42).contains(&x) && (22..42).contains(&y) {
+            255
+        } else {
+            0
+        }])
+    });
+    engine.prepare(Method::Ilat)?;
+    let request = EditRequest {
+        image: face,
+        mask,
+        sketch: None,
+        method: Method::Ilat,
+        sampling: Sampling::default(),
+    };
+    let device = engine.backend().device.clone();
+    let mut failure = None;
+    let median_seconds = median_time(&device, runs, || {
+        if let Err(err) = engine.edit(&request, &mut |_| ControlFlow::Continue(())) {
+            failure = Some(err);
+        }
+    });
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(EditTiming {
+            median_seconds,
+            runs,
+        }),
     }
 }
 
@@ -53,54 +294,6 @@ fn median_time(device: &Device, repeat: usize, mut step: impl FnMut()) -> f64 {
         times.push(start.elapsed().as_secs_f64());
     }
     median(&mut times[1..].to_vec())
-}
-
-/// Seconds per transformer training step and the step's analytic FLOPs: per layer
-/// and token the forward costs `2·12·D²` in projections and MLP and `4·T·D` in
-/// attention; backward twice the forward.
-fn transformer_step(backend: &Backend, repeat: usize) -> (f64, f64) {
-    let (batch, tokens, d, layers, heads, classes) = (8, 256, 256, 8, 8, 512);
-    let device = backend.device.clone().autodiff();
-    device.seed(0);
-    let mut model = TokenModel {
-        transformer: TransformerConfig::new(d, heads, layers).init(&device),
-        head: burn::nn::LinearConfig::new(d, classes).init(&device),
-    };
-    let mut optim = AdamConfig::new().init();
-    let x = Tensor::<3>::random([batch, tokens, d], Distribution::Normal(0.0, 1.0), &device);
-    let targets = Tensor::<1, Int>::from_data(
-        TensorData::new(
-            (0..batch * tokens)
-                .map(|i| (i * 7 % classes) as i64)
-                .collect::<Vec<_>>(),
-            [batch * tokens],
-        ),
-        &device,
-    );
-    let mask = causal_mask(batch, heads, tokens, &device);
-    let loss_fn = burn::nn::loss::CrossEntropyLossConfig::new().init(&device);
-    let seconds = median_time(&device, repeat, || {
-        let hidden = model.transformer.forward(x.clone(), Some(mask.clone()));
-        let logits = model
-            .head
-            .forward(hidden)
-            .reshape([batch * tokens, classes]);
-        let loss = loss_fn.forward(logits, targets.clone());
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(1e-4, model.clone(), grads);
-    });
-    let (d, t) = (d as f64, tokens as f64);
-    let forward = (batch as f64)
-        * t
-        * (layers as f64 * (24.0 * d * d + 4.0 * t * d) + 2.0 * d * classes as f64);
-    (seconds, 3.0 * forward)
-}
-
-/// A transformer with a classification head, as the token models use it.
-#[derive(Module, Debug)]
-struct TokenModel {
-    transformer: crate::nn::transformer::Transformer,
-    head: burn::nn::Linear,
 }
 
 /// Seconds per TS-VQGAN training step (L1 + codebook loss), without and with masks.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::backend::BackendChoice;
+use crate::engine::Method;
 
 /// Tessera: regenerate only the masked part of a picture, with small generative models.
 #[derive(Debug, Parser)]
@@ -34,13 +35,42 @@ pub enum Command {
     /// Evaluate a model on held-out data.
     Eval(EvalOpts),
     /// Regenerate the masked part of an image.
-    Edit,
+    Edit(EditOpts),
     /// Sample new images.
     Sample,
     /// Repose a person by moving skeleton joints.
     Repose,
     /// Measure speed.
     Bench(BenchOpts),
+}
+
+/// `tessera edit …`
+#[derive(Debug, Args)]
+pub struct EditOpts {
+    /// The picture (PNG or JPEG, any size).
+    #[arg(long, value_name = "FILE")]
+    pub image: PathBuf,
+    /// The mask, same size: white = regenerate.
+    #[arg(long, value_name = "FILE")]
+    pub mask: PathBuf,
+    /// Strokes guiding the regenerated part, same size: dark on white.
+    #[arg(long, value_name = "FILE")]
+    pub sketch: Option<PathBuf>,
+    /// How to regenerate.
+    #[arg(long, value_enum, default_value_t = Method::Ilat)]
+    pub method: Method,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Sample among the K most likely tokens (0 = all).
+    #[arg(long, default_value_t = 100)]
+    pub top_k: usize,
+    /// Softmax temperature (0 = always the most likely token).
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
+    /// Where to write the result (PNG or JPEG by extension); never one of the inputs.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 /// `tessera data …`
@@ -69,18 +99,23 @@ pub struct TrainOpts {
 pub enum TrainModel {
     /// The TS-VQGAN tokenizer, on `data/faces`.
     Vqgan(VqganTrainOpts),
+    /// The iLAT token transformer (LA mask, masked tokens only), on `data/faces`
+    /// tokenised by the models folder's tokenizer.
+    Ilat(TokenTrainOpts),
+    /// The Taming baseline: the same network with the vanilla causal mask.
+    Taming(TokenTrainOpts),
 }
 
-/// Options of `tessera train vqgan`.
+/// Options every `tessera train` verb takes.
 #[derive(Debug, Args)]
-pub struct VqganTrainOpts {
+pub struct TrainCommon {
     /// Training configuration (JSON, as written to the run folder); defaults otherwise.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Total steps (overrides the configuration).
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Images per step (overrides the configuration).
+    /// Examples per step (overrides the configuration).
     #[arg(long)]
     pub batch: Option<usize>,
     /// Run folder for checkpoints, loss log and samples; an existing run resumes.
@@ -89,6 +124,35 @@ pub struct VqganTrainOpts {
     /// Where to write the finished model (default: the models folder).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+}
+
+/// Options of `tessera train ilat|taming`.
+#[derive(Debug, Args)]
+pub struct TokenTrainOpts {
+    #[command(flatten)]
+    pub common: TrainCommon,
+    /// How the sketch enters the network (overrides the configuration).
+    #[arg(long, value_enum)]
+    pub sketch_input: Option<SketchInputArg>,
+    /// Name of the written model (default: the verb, `ilat` or `taming`).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `--sketch-input`: see `ilat::model::SketchInput`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SketchInputArg {
+    /// Sketch patch embedding added at each token's own position (sequence N).
+    Aligned,
+    /// Sketch patches prepended as condition rows (sequence 2N), as in the paper.
+    Prepended,
+}
+
+/// Options of `tessera train vqgan`.
+#[derive(Debug, Args)]
+pub struct VqganTrainOpts {
+    #[command(flatten)]
+    pub common: TrainCommon,
     /// When the run folder has no checkpoint, start from the trained model in DIR
     /// (e.g. the committed `models/`), keeping its step count.
     #[arg(long, value_name = "DIR")]
@@ -114,6 +178,20 @@ pub enum EvalModel {
         #[arg(long)]
         json: bool,
     },
+    /// Editing quality of iLAT, Taming and Taming* on held-out faces: masks over 10-40 %
+    /// of each image, sketches from the originals; PSNR, SSIM and MAE of the masked
+    /// region against the original, and seconds per edit.
+    Edit {
+        /// Folder of faces; default: the held-out faces.
+        #[arg(long, value_name = "DIR")]
+        images: Option<PathBuf>,
+        /// Evaluate only the first N images.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `tessera bench …`
@@ -126,11 +204,31 @@ pub struct BenchOpts {
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchWhat {
-    /// One training step of the TS-VQGAN and of the shared transformer.
-    Step {
-        /// Repetitions after one warm-up step.
+    /// GEMM rate, training steps of the TS-VQGAN and of the transformer at the shipped
+    /// iLAT size, and milliseconds per generated token.
+    Throughput {
+        /// Repetitions after one warm-up run.
         #[arg(long, default_value_t = 3)]
         repeat: usize,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Local (masked tokens only) against full autoregressive sampling at 5, 10 and
+    /// 30 % masks.
+    LocalAr {
+        /// Repetitions after one warm-up run.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One 64x64 face edit with a 10 % mask, end to end, models loaded.
+    Edit {
+        /// Timed runs after one warm-up run.
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,

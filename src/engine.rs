@@ -2,13 +2,18 @@
 //! reach the models. It takes and returns plain images and masks; tensors never leave
 //! it. Models are loaded on first use and kept.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use image::{GrayImage, RgbImage};
+use image::{GrayImage, Luma, RgbImage};
 
 use crate::backend::{self, Backend, BackendChoice};
-use crate::data::convert::{images_to_tensor, masks_to_tensor, tensor_to_images};
+use crate::data::convert::{images_to_tensor, masks_to_tensor, sketch_patches, tensor_to_images};
+use crate::data::sketch::Xdog;
+use crate::ilat::model::Ilat;
+use crate::ilat::sample::{self, Order, Sampling};
+use crate::region::Region;
 use crate::store::StoreError;
 use crate::vqgan::{Vqgan, VqganConfig};
 
@@ -24,7 +29,85 @@ pub enum EngineError {
     /// An input does not fit what the call expects.
     #[error("{0}")]
     Input(String),
+    /// The caller stopped the call.
+    #[error("cancelled")]
+    Cancelled,
 }
+
+/// How the masked part is regenerated.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+pub enum Method {
+    /// iLAT: only the masked tokens, each seeing every kept token (model `ilat`).
+    Ilat,
+    /// The Taming baseline: every token from the first masked one on, causally (model
+    /// `taming`).
+    Taming,
+    /// The Taming model run with iLAT's mask and order ("Taming*").
+    TamingStar,
+}
+
+impl Method {
+    /// The model file it runs.
+    fn model(self) -> &'static str {
+        match self {
+            Method::Ilat => "ilat",
+            Method::Taming | Method::TamingStar => "taming",
+        }
+    }
+
+    fn order(self) -> Order {
+        match self {
+            Method::Ilat | Method::TamingStar => Order::Local,
+            Method::Taming => Order::Full,
+        }
+    }
+
+    /// The name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Ilat => "ilat",
+            Method::Taming => "taming",
+            Method::TamingStar => "taming-star",
+        }
+    }
+}
+
+/// One edit: regenerate `image` where `mask` is white.
+#[derive(Debug, Clone)]
+pub struct EditRequest {
+    /// The picture, any size.
+    pub image: RgbImage,
+    /// Same size; pixels ≥ 128 are regenerated.
+    pub mask: GrayImage,
+    /// Optional strokes (dark on white, same size) guiding the regenerated part; only
+    /// strokes inside the mask count, outside it the picture's own sketch is used.
+    pub sketch: Option<GrayImage>,
+    /// Which model and order.
+    pub method: Method,
+    /// Top-k, temperature, seed.
+    pub sampling: Sampling,
+}
+
+/// What an edit reports while it runs.
+#[derive(Debug, Clone)]
+pub enum EditProgress {
+    /// A token was generated: the grid so far, how many of how many are done.
+    Token {
+        grid: TokenGrid,
+        done: usize,
+        total: usize,
+    },
+    /// The picture as it would look with the tokens so far.
+    Preview(RgbImage),
+}
+
+/// Previews per edit (besides the final picture).
+const PREVIEWS: usize = 6;
+
+/// Width of the blend at the mask's inner edge, in model pixels.
+const FEATHER: f32 = 2.0;
 
 /// A grid of codebook indices, row-major.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +123,7 @@ pub struct Engine {
     backend: Backend,
     models_dir: PathBuf,
     vqgan: Option<(Vqgan, VqganConfig)>,
+    token_models: Vec<(&'static str, Ilat)>,
 }
 
 impl Engine {
@@ -49,6 +133,7 @@ impl Engine {
             backend: backend::select(choice)?,
             models_dir: models_dir.to_path_buf(),
             vqgan: None,
+            token_models: Vec::new(),
         })
     }
 
@@ -67,6 +152,145 @@ impl Engine {
         self.vqgan
             .as_ref()
             .ok_or_else(|| EngineError::Input("tokenizer unavailable".into()))
+    }
+
+    /// A token model (`ilat`, `taming`), loaded on first use.
+    fn token_model(&mut self, name: &'static str) -> Result<&Ilat, EngineError> {
+        if !self.token_models.iter().any(|(n, _)| *n == name) {
+            let (model, config) = Ilat::load(&self.models_dir, name, &self.backend.device)?;
+            let (_, tokenizer) = self.vqgan()?;
+            if config.vocab != tokenizer.codebook_size || config.grid != tokenizer.grid() {
+                return Err(EngineError::Model(StoreError::Mismatch {
+                    weights: self.models_dir.join(format!("{name}.bpk")),
+                    config: self.models_dir.join("vqgan.json"),
+                    reason: "the token model was trained on another tokenizer".into(),
+                }));
+            }
+            self.token_models.push((name, model));
+        }
+        self.token_models
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, m)| m)
+            .ok_or_else(|| EngineError::Input(format!("model {name} unavailable")))
+    }
+
+    /// Loads every model `method` needs, so the first edit is not slower than the rest.
+    pub fn prepare(&mut self, method: Method) -> Result<(), EngineError> {
+        self.token_model(method.model()).map(|_| ())
+    }
+
+    /// Regenerates the masked part of a picture of any size (DESIGN §2): the square
+    /// around the mask goes to the models' side, its masked tokens are sampled, the
+    /// result is decoded with the kept features (Eq. 4), resized back and blended in
+    /// only inside the mask. `progress` hears of every token and of a few previews,
+    /// and may cancel between tokens.
+    pub fn edit(
+        &mut self,
+        request: &EditRequest,
+        progress: &mut dyn FnMut(EditProgress) -> ControlFlow<()>,
+    ) -> Result<RgbImage, EngineError> {
+        let EditRequest {
+            image,
+            mask,
+            sketch,
+            ..
+        } = request;
+        if mask.dimensions() != image.dimensions() {
+            return Err(EngineError::Input(format!(
+                "the mask is {}x{} but the image {}x{}",
+                mask.width(),
+                mask.height(),
+                image.width(),
+                image.height()
+            )));
+        }
+        if let Some(s) = sketch
+            && s.dimensions() != image.dimensions()
+        {
+            return Err(EngineError::Input(format!(
+                "the sketch is {}x{} but the image {}x{}",
+                s.width(),
+                s.height(),
+                image.width(),
+                image.height()
+            )));
+        }
+        let size = self.image_size()?;
+        let Some(region) = Region::around(mask, size) else {
+            return Ok(image.clone()); // nothing to regenerate
+        };
+        let picture = region.crop(image, size);
+        let small_mask = region.crop_mask(mask, size);
+        let guide = guide_sketch(
+            &picture,
+            &small_mask,
+            sketch.as_ref().map(|s| region.crop_sketch(s, size)),
+        );
+        self.prepare(request.method)?;
+        let device = self.backend.device.clone();
+        let (vqgan, config) = self.vqgan()?;
+        let factor = config.factor();
+        let (vqgan, grid_side) = (vqgan.clone(), config.grid());
+        let mask_tensor = masks_to_tensor(std::slice::from_ref(&small_mask), &device);
+        let (indices, continuous) = vqgan.encode(
+            images_to_tensor(std::slice::from_ref(&picture), &device),
+            Some(mask_tensor.clone()),
+        );
+        let token_mask = vqgan.token_mask_flags(mask_tensor.clone());
+        let token_mask_tensor = vqgan.token_mask(mask_tensor);
+        let tokens = token_grids(indices).remove(0).indices;
+        let total = match request.method.order() {
+            Order::Local => token_mask.iter().filter(|&&m| m).count(),
+            Order::Full => token_mask.len() - token_mask.iter().position(|&m| m).unwrap_or(0),
+        };
+        let decode = |grid: &[usize]| -> RgbImage {
+            let indices = Tensor::<3, Int>::from_data(
+                TensorData::new(
+                    grid.iter().map(|&t| t as i64).collect::<Vec<_>>(),
+                    [1, grid_side, grid_side],
+                ),
+                &device,
+            );
+            let decoded =
+                vqgan.decode_mixed(indices, continuous.clone(), token_mask_tensor.clone());
+            let edited = tensor_to_images(decoded).remove(0);
+            region.composite(
+                image,
+                mask,
+                &edited,
+                FEATHER * region.side as f32 / size as f32,
+            )
+        };
+        let sketch_tensor = sketch_patches(std::slice::from_ref(&guide), factor, &device);
+        let model = self.token_model(request.method.model())?;
+        let every = total.div_ceil(PREVIEWS).max(1);
+        let mut done = 0;
+        let grid = sample::sample(
+            model,
+            &tokens,
+            &token_mask,
+            sketch_tensor,
+            request.method.order(),
+            &request.sampling,
+            &mut |grid, _| {
+                done += 1;
+                progress(EditProgress::Token {
+                    grid: TokenGrid {
+                        side: grid_side,
+                        indices: grid.to_vec(),
+                    },
+                    done,
+                    total,
+                })?;
+                if done % every == 0 && done < total {
+                    progress(EditProgress::Preview(decode(grid)))?;
+                }
+                ControlFlow::Continue(())
+            },
+        )
+        .map_err(|_| EngineError::Cancelled)?;
+        Ok(decode(&grid))
     }
 
     /// Side of the images the models work at.
@@ -119,6 +343,19 @@ impl Engine {
         let (indices, _) = vqgan.encode(images_to_tensor(images, &device), Some(mask));
         Ok(token_grids(indices))
     }
+}
+
+/// The sketch the model is given: the picture's own XDoG sketch outside the mask, the
+/// person's strokes (if any) inside it.
+fn guide_sketch(picture: &RgbImage, mask: &GrayImage, strokes: Option<GrayImage>) -> GrayImage {
+    let own = Xdog::default().sketch(picture);
+    GrayImage::from_fn(picture.width(), picture.height(), |x, y| {
+        if mask.get_pixel(x, y).0[0] < 128 {
+            *own.get_pixel(x, y)
+        } else {
+            strokes.as_ref().map_or(Luma([255]), |s| *s.get_pixel(x, y))
+        }
+    })
 }
 
 fn check_sizes(dims: impl Iterator<Item = (u32, u32)>, size: u32) -> Result<(), EngineError> {

@@ -12,6 +12,7 @@ pub mod ilat;
 pub mod metrics;
 pub mod nn;
 pub mod paths;
+pub mod region;
 pub mod report;
 pub mod run;
 pub mod store;

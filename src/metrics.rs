@@ -1,17 +1,19 @@
 //! Image-quality and codebook metrics, computed on the host from 8-bit images so that
 //! every number is what a person would get from the saved files.
 
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 
 /// Peak signal-to-noise ratio in dB between two same-sized images (values in [0, 1]).
 pub fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
-    let mse = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(&x, &y)| ((x as f64 - y as f64) / 255.0).powi(2))
-        .sum::<f64>()
-        / a.as_raw().len().max(1) as f64;
+    psnr_of_mse(mean_error(a, b, None, |d| d * d))
+}
+
+/// PSNR over the pixels where `mask` is on.
+pub fn psnr_masked(a: &RgbImage, b: &RgbImage, mask: &GrayImage) -> f64 {
+    psnr_of_mse(mean_error(a, b, Some(mask), |d| d * d))
+}
+
+fn psnr_of_mse(mse: f64) -> f64 {
     if mse == 0.0 {
         100.0
     } else {
@@ -21,52 +23,85 @@ pub fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
 
 /// Mean absolute error on [0, 1].
 pub fn l1(a: &RgbImage, b: &RgbImage) -> f64 {
-    a.as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(&x, &y)| (x as f64 - y as f64).abs() / 255.0)
-        .sum::<f64>()
-        / a.as_raw().len().max(1) as f64
+    mean_error(a, b, None, f64::abs)
+}
+
+/// Mean absolute error on [0, 1] over the pixels where `mask` is on.
+pub fn mae_masked(a: &RgbImage, b: &RgbImage, mask: &GrayImage) -> f64 {
+    mean_error(a, b, Some(mask), f64::abs)
+}
+
+/// Mean of `f(difference)` over the channels of the pixels in `mask` (all without).
+fn mean_error(a: &RgbImage, b: &RgbImage, mask: Option<&GrayImage>, f: impl Fn(f64) -> f64) -> f64 {
+    let (mut total, mut count) = (0.0, 0usize);
+    for ((x, y, p), q) in a.enumerate_pixels().zip(b.pixels()) {
+        if mask.is_some_and(|m| m.get_pixel(x, y).0[0] < 128) {
+            continue;
+        }
+        for c in 0..3 {
+            total += f((p.0[c] as f64 - q.0[c] as f64) / 255.0);
+            count += 1;
+        }
+    }
+    total / count.max(1) as f64
 }
 
 /// Structural similarity (Wang et al. 2004): 11x11 Gaussian window, σ = 1.5, the
 /// standard constants, averaged over the valid windows and the three channels.
 pub fn ssim(a: &RgbImage, b: &RgbImage) -> f64 {
+    let r = 5;
+    let (w, h) = a.dimensions();
+    if w as usize <= 2 * r || h as usize <= 2 * r {
+        return f64::NAN;
+    }
+    let centres: Vec<(usize, usize)> = (r..h as usize - r)
+        .flat_map(|y| (r..w as usize - r).map(move |x| (x, y)))
+        .collect();
+    mean_ssim(a, b, &centres)
+}
+
+/// SSIM averaged over windows centred on the pixels where `mask` is on (windows that
+/// reach past the border repeat the edge pixels).
+pub fn ssim_masked(a: &RgbImage, b: &RgbImage, mask: &GrayImage) -> f64 {
+    let centres: Vec<(usize, usize)> = mask
+        .enumerate_pixels()
+        .filter(|(_, _, p)| p.0[0] >= 128)
+        .map(|(x, y, _)| (x as usize, y as usize))
+        .collect();
+    mean_ssim(a, b, &centres)
+}
+
+fn mean_ssim(a: &RgbImage, b: &RgbImage, centres: &[(usize, usize)]) -> f64 {
     const C1: f64 = 0.01 * 0.01;
     const C2: f64 = 0.03 * 0.03;
     let kernel = gaussian(11, 1.5);
-    let (w, h) = (a.width() as usize, a.height() as usize);
-    let r = kernel.len() / 2;
-    if w <= 2 * r || h <= 2 * r {
-        return f64::NAN;
-    }
+    let (w, h) = (a.width() as i64, a.height() as i64);
+    let r = (kernel.len() / 2) as i64;
     let mut total = 0.0;
-    let mut count = 0usize;
     for c in 0..3 {
         let x: Vec<f64> = a.pixels().map(|p| p.0[c] as f64 / 255.0).collect();
         let y: Vec<f64> = b.pixels().map(|p| p.0[c] as f64 / 255.0).collect();
-        for cy in r..h - r {
-            for cx in r..w - r {
-                let (mut mx, mut my, mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
-                for (ky, wy) in kernel.iter().enumerate() {
-                    for (kx, wx) in kernel.iter().enumerate() {
-                        let i = (cy + ky - r) * w + cx + kx - r;
-                        let g = wy * wx;
-                        mx += g * x[i];
-                        my += g * y[i];
-                        sxx += g * x[i] * x[i];
-                        syy += g * y[i] * y[i];
-                        sxy += g * x[i] * y[i];
-                    }
+        for &(cx, cy) in centres {
+            let (mut mx, mut my, mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for (ky, wy) in kernel.iter().enumerate() {
+                let sy = (cy as i64 + ky as i64 - r).clamp(0, h - 1);
+                for (kx, wx) in kernel.iter().enumerate() {
+                    let sx = (cx as i64 + kx as i64 - r).clamp(0, w - 1);
+                    let i = (sy * w + sx) as usize;
+                    let g = wy * wx;
+                    mx += g * x[i];
+                    my += g * y[i];
+                    sxx += g * x[i] * x[i];
+                    syy += g * y[i] * y[i];
+                    sxy += g * x[i] * y[i];
                 }
-                let (vx, vy, cov) = (sxx - mx * mx, syy - my * my, sxy - mx * my);
-                total += ((2.0 * mx * my + C1) * (2.0 * cov + C2))
-                    / ((mx * mx + my * my + C1) * (vx + vy + C2));
-                count += 1;
             }
+            let (vx, vy, cov) = (sxx - mx * mx, syy - my * my, sxy - mx * my);
+            total += ((2.0 * mx * my + C1) * (2.0 * cov + C2))
+                / ((mx * mx + my * my + C1) * (vx + vy + C2));
         }
     }
-    total / count as f64
+    total / (3 * centres.len()).max(1) as f64
 }
 
 fn gaussian(size: usize, sigma: f64) -> Vec<f64> {
@@ -135,6 +170,24 @@ mod tests {
         let expected = -10.0 * (((10.0f64 / 255.0).powi(2)) / 3.0).log10();
         assert!((psnr(&a, &b) - expected).abs() < 1e-9);
         assert!(ssim(&noise(1), &noise(2)) < 0.9);
+    }
+
+    #[test]
+    fn masked_metrics_ignore_pixels_outside_the_mask() {
+        let a = noise(3);
+        let mut b = a.clone();
+        for x in 0..8 {
+            for y in 0..16 {
+                b.put_pixel(x, y, image::Rgb([0, 0, 0]));
+            }
+        }
+        let right = GrayImage::from_fn(16, 16, |x, _| image::Luma([if x >= 8 { 255 } else { 0 }]));
+        assert_eq!(psnr_masked(&a, &b, &right), 100.0);
+        assert_eq!(mae_masked(&a, &b, &right), 0.0);
+        let left = GrayImage::from_fn(16, 16, |x, _| image::Luma([if x < 8 { 255 } else { 0 }]));
+        assert!(mae_masked(&a, &b, &left) > 0.1);
+        assert!(ssim_masked(&a, &a, &left) > 0.999);
+        assert!(ssim_masked(&a, &b, &left) < 0.5);
     }
 
     #[test]

@@ -21,3 +21,8 @@ pub fn models_dir() -> PathBuf {
 pub fn runs_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("runs")
 }
+
+/// The sample faces shipped in `assets/` (held-out CelebA faces, 64x64).
+pub fn sample_faces() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/samples/faces")
+}

@@ -15,6 +15,9 @@ pub fn emit<T: Serialize>(title: &str, value: &T, json: bool) -> anyhow::Result<
 }
 
 fn table(title: &str, object: &serde_json::Value) -> String {
+    if let Some(rows) = object.get("rows").and_then(|r| r.as_array()) {
+        return row_table(title, rows, object);
+    }
     let rows: Vec<(String, String)> = match object.as_object() {
         Some(map) => map
             .iter()
@@ -26,6 +29,59 @@ fn table(title: &str, object: &serde_json::Value) -> String {
     let mut out = format!("{title}\n{}\n", "-".repeat(title.len().max(width + 12)));
     for (key, value) in rows {
         out.push_str(&format!("{key:<width$}  {value}\n"));
+    }
+    out
+}
+
+/// A table with one line per row object and one column per field; the object's other
+/// fields follow as `key: value` lines.
+fn row_table(title: &str, rows: &[serde_json::Value], object: &serde_json::Value) -> String {
+    // Labels (strings) first, then the numbers.
+    let mut columns: Vec<String> = rows
+        .first()
+        .and_then(|r| r.as_object())
+        .map(|r| r.keys().cloned().collect())
+        .unwrap_or_default();
+    columns.sort_by_key(|c| !rows[0][c].is_string());
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            columns
+                .iter()
+                .map(|c| row.get(c).map(format_value).unwrap_or_default())
+                .collect()
+        })
+        .collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            cells
+                .iter()
+                .map(|r| r[i].len())
+                .chain([c.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |values: &[String]| -> String {
+        values
+            .iter()
+            .zip(&widths)
+            .map(|(v, w)| format!("{v:>w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let header = line(&columns);
+    let mut out = format!("{title}\n{header}\n{}\n", "-".repeat(header.len()));
+    for row in &cells {
+        out.push_str(&line(row));
+        out.push('\n');
+    }
+    if let Some(map) = object.as_object() {
+        for (key, value) in map.iter().filter(|(k, _)| k.as_str() != "rows") {
+            out.push_str(&format!("{key}: {}\n", format_value(value)));
+        }
     }
     out
 }
@@ -48,5 +104,16 @@ mod tests {
         assert!(text.contains("psnr    26.5123"));
         assert!(text.contains("images  99"));
         assert!(text.contains("name    x"));
+    }
+
+    #[test]
+    fn rows_become_columns() {
+        let value = serde_json::json!({"rows": [{"method": "ilat", "psnr": 20.0}, {"method": "taming", "psnr": 18.5}], "images": 3});
+        let text = table("Edit", &value);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].contains("method") && lines[1].contains("psnr"));
+        assert!(lines[3].contains("ilat") && lines[3].contains("20.0000"));
+        assert!(lines[4].contains("taming") && lines[4].contains("18.5000"));
+        assert!(text.contains("images: 3"));
     }
 }

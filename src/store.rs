@@ -63,6 +63,33 @@ where
     Ok((module, config))
 }
 
+/// Loads stored weights into a module built from the same config.
+pub fn load_weights<M: Module>(module: M, path: &Path) -> Result<M, StoreError> {
+    module
+        .try_load_record(load_record(path)?)
+        .map_err(|err| StoreError::Mismatch {
+            weights: path.to_path_buf(),
+            config: path.with_file_name("config.json"),
+            reason: err.to_string(),
+        })
+}
+
+/// Reads an optimiser's moments.
+pub fn load_optimizer(path: &Path) -> Result<burn::optim::OptimizerRecord, StoreError> {
+    burn::optim::OptimizerRecord::load(path).map_err(|err| StoreError::Damaged {
+        path: path.to_path_buf(),
+        reason: err.to_string(),
+    })
+}
+
+/// Writes an optimiser's moments.
+pub fn save_optimizer(optim: &burn::optim::ModuleOptimizer, path: &Path) -> Result<(), StoreError> {
+    optim
+        .to_record()
+        .save(path)
+        .map_err(|err| write_error(path, err))
+}
+
 /// Reads a JSON config.
 pub fn load_config<C: Config>(path: &Path) -> Result<C, StoreError> {
     if !path.exists() {

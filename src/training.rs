@@ -22,6 +22,30 @@ pub enum RunError {
     Store(#[from] crate::store::StoreError),
 }
 
+/// Why a training run stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    FeatureNet(#[from] crate::nn::mobilenet::MobileNetError),
+    #[error("cannot write {}: {reason}", path.display())]
+    Image { path: PathBuf, reason: String },
+    #[error(
+        "the tokenizer has {tokenizer} codes on a {grid}x{grid} grid, the model expects {vocab} codes on {expected}x{expected}"
+    )]
+    Tokenizer {
+        tokenizer: usize,
+        grid: usize,
+        vocab: usize,
+        expected: usize,
+    },
+}
+
 fn io_error(path: &Path) -> impl Fn(std::io::Error) -> RunError + '_ {
     move |err| RunError::Io {
         path: path.to_path_buf(),
@@ -182,10 +206,47 @@ impl Run {
         Ok(())
     }
 
+    /// Writes `NAME.progress.json` beside the model exported into the run folder, so a
+    /// copied model says how far it was trained.
+    pub fn write_progress(&self, name: &str, step: usize) -> Result<(), RunError> {
+        let path = self.dir.join(format!("{name}.progress.json"));
+        let progress = serde_json::to_string(&self.progress(step)).unwrap_or_default();
+        std::fs::write(&path, progress).map_err(io_error(&path))
+    }
+
     /// Closes the bar.
     pub fn finish(&self) {
         self.bar.finish();
     }
+}
+
+/// The progress file of model `name` in `dir` (none: nothing trained).
+pub fn read_progress(dir: &Path, name: &str) -> Progress {
+    std::fs::read_to_string(dir.join(format!("{name}.progress.json")))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
+}
+
+/// Copies `NAME.progress.json` from a run folder to where the model is exported.
+pub fn copy_progress(run: &Path, out: &Path, name: &str) -> Result<(), RunError> {
+    let file = format!("{name}.progress.json");
+    if run == out {
+        return Ok(());
+    }
+    std::fs::copy(run.join(&file), out.join(&file)).map_err(io_error(out))?;
+    Ok(())
+}
+
+/// Writes a run's training configuration as `config.json` in its folder.
+pub fn save_config<C: burn::config::Config>(config: &C, dir: &Path) -> Result<(), RunError> {
+    let path = dir.join("config.json");
+    config.save(&path).map_err(io_error(&path))
+}
+
+/// A one-element tensor's value, for logs.
+pub fn scalar(t: &burn::prelude::Tensor<1>) -> f64 {
+    t.clone().into_scalar::<f32>() as f64
 }
 
 /// Linear warm-up then cosine decay to `floor`·`peak`.

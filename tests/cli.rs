@@ -90,8 +90,68 @@ fn a_wrong_flag_is_a_usage_error() {
 }
 
 #[test]
+fn edit_writes_the_result_and_refuses_to_overwrite_its_input() {
+    let models = common::tiny_models("cli-edit");
+    let dir = common::temp_dir("cli-edit-files");
+    let face = common::sample_faces().join("000901.png");
+    let mask = dir.join("mask.png");
+    image::GrayImage::from_fn(64, 64, |x, y| {
+        image::Luma([if x > 40 && y > 20 { 255 } else { 0 }])
+    })
+    .save(&mask)
+    .expect("mask");
+    let out = dir.join("edited.png");
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "edit",
+            "--backend",
+            "cpu",
+            "--models",
+            models.to_str().expect("utf8"),
+            "--image",
+            face.to_str().expect("utf8"),
+            "--mask",
+            mask.to_str().expect("utf8"),
+            "--method",
+            "taming-star",
+            "--seed",
+            "3",
+            "--top-k",
+            "20",
+            "--out",
+            out.to_str().expect("utf8"),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let run = |args: Vec<String>| {
+        Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let result = run(args(&out));
+    assert!(result.status.success(), "{}", stderr(&result));
+    let edited = image::open(&out).expect("output").to_rgb8();
+    assert_eq!(edited.dimensions(), (64, 64));
+    let before = std::fs::read(&mask).expect("mask bytes");
+    let refused = run(args(&mask));
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("overwrite"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        std::fs::read(&mask).expect("mask bytes"),
+        before,
+        "the input survived"
+    );
+}
+
+#[test]
 fn verbs_of_later_issues_say_they_are_not_available() {
-    for verb in ["edit", "sample", "repose"] {
+    for verb in ["sample", "repose"] {
         let out = tessera(&[verb]);
         assert_eq!(out.status.code(), Some(1), "{verb}");
         assert!(

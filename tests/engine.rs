@@ -2,10 +2,13 @@
 
 mod common;
 
+use std::ops::ControlFlow;
+
 use image::{GrayImage, Luma, RgbImage};
 use tessera::backend::BackendChoice;
 use tessera::data::faces::load_folder;
-use tessera::engine::{Engine, EngineError};
+use tessera::engine::{EditProgress, EditRequest, Engine, EngineError, Method};
+use tessera::ilat::sample::Sampling;
 
 fn engine(tag: &str) -> Engine {
     Engine::new(&common::tiny_models(tag), BackendChoice::Cpu).expect("engine")
@@ -83,4 +86,121 @@ fn wrong_sizes_and_counts_are_input_errors() {
         .tokenize(&[face.clone(), face], &[GrayImage::new(64, 64)])
         .expect_err("count mismatch");
     assert!(matches!(err, EngineError::Input(_)), "{err}");
+}
+
+fn request(image: RgbImage, mask: GrayImage, method: Method) -> EditRequest {
+    EditRequest {
+        image,
+        mask,
+        sketch: None,
+        method,
+        sampling: Sampling::default(),
+    }
+}
+
+/// Every pixel outside the mask is bit-identical; some pixel inside changed.
+fn assert_only_masked_pixels_change(input: &RgbImage, mask: &GrayImage, output: &RgbImage) {
+    assert_eq!(output.dimensions(), input.dimensions());
+    let mut changed_inside = 0;
+    for (x, y, p) in output.enumerate_pixels() {
+        if mask.get_pixel(x, y).0[0] < 128 {
+            assert_eq!(
+                p,
+                input.get_pixel(x, y),
+                "pixel ({x}, {y}) outside the mask"
+            );
+        } else if p != input.get_pixel(x, y) {
+            changed_inside += 1;
+        }
+    }
+    assert!(changed_inside > 0, "nothing inside the mask changed");
+}
+
+#[test]
+fn edits_change_only_masked_pixels_of_a_face() {
+    let mut engine = engine("engine-edit-face");
+    let face = load_folder(&common::sample_faces(), 64)
+        .expect("samples")
+        .remove(0);
+    let mask = GrayImage::from_fn(64, 64, |x, y| {
+        Luma([if (x as i32 - 30).pow(2) + (y as i32 - 40).pow(2) < 150 {
+            255
+        } else {
+            0
+        }])
+    });
+    for method in [Method::Ilat, Method::Taming, Method::TamingStar] {
+        let out = engine
+            .edit(&request(face.clone(), mask.clone(), method), &mut |_| {
+                ControlFlow::Continue(())
+            })
+            .expect("edit");
+        assert_only_masked_pixels_change(&face, &mask, &out);
+    }
+}
+
+#[test]
+fn edits_of_a_large_non_square_photo_keep_its_size_and_its_unmasked_pixels() {
+    let mut engine = engine("engine-edit-photo");
+    let photo = RgbImage::from_fn(1200, 700, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8])
+    });
+    // A stroke near the right edge, so the region is clamped to the picture.
+    let mask = GrayImage::from_fn(1200, 700, |x, y| {
+        Luma([if (1100..1190).contains(&x) && (300..420).contains(&y) {
+            255
+        } else {
+            0
+        }])
+    });
+    let mut tokens = 0;
+    let mut previews = 0;
+    let out = engine
+        .edit(
+            &request(photo.clone(), mask.clone(), Method::Ilat),
+            &mut |event| {
+                match event {
+                    EditProgress::Token { done, total, grid } => {
+                        assert!(done <= total && grid.indices.len() == 256);
+                        tokens += 1;
+                    }
+                    EditProgress::Preview(image) => {
+                        assert_eq!(image.dimensions(), (1200, 700));
+                        previews += 1;
+                    }
+                }
+                ControlFlow::Continue(())
+            },
+        )
+        .expect("edit");
+    assert_only_masked_pixels_change(&photo, &mask, &out);
+    assert!(
+        tokens > 0 && previews > 0,
+        "{tokens} tokens, {previews} previews"
+    );
+}
+
+#[test]
+fn an_edit_can_be_cancelled_and_an_empty_mask_changes_nothing() {
+    let mut engine = engine("engine-edit-cancel");
+    let face = load_folder(&common::sample_faces(), 64)
+        .expect("samples")
+        .remove(0);
+    let mask = GrayImage::from_fn(64, 64, |x, _| Luma([if x < 20 { 255 } else { 0 }]));
+    let result = engine.edit(&request(face.clone(), mask, Method::Ilat), &mut |_| {
+        ControlFlow::Break(())
+    });
+    assert!(matches!(result, Err(EngineError::Cancelled)));
+    let same = engine
+        .edit(
+            &request(face.clone(), GrayImage::new(64, 64), Method::Ilat),
+            &mut |_| ControlFlow::Continue(()),
+        )
+        .expect("edit");
+    assert_eq!(same, face);
+    let wrong = engine.edit(
+        &request(face, GrayImage::new(10, 10), Method::Ilat),
+        &mut |_| ControlFlow::Continue(()),
+    );
+    assert!(matches!(wrong, Err(EngineError::Input(_))));
 }

@@ -55,6 +55,54 @@ pub fn masks_to_tensor(masks: &[GrayImage], device: &Device) -> Tensor<4> {
     )
 }
 
+/// Sketches as token-aligned patches, raster order: `[B, (H/p)·(W/p), p²]`, 1 on
+/// strokes (dark pixels) and 0 on white, so an empty sketch is all zeros.
+pub fn sketch_patches(sketches: &[GrayImage], patch: usize, device: &Device) -> Tensor<3> {
+    let (w, h) = sketches
+        .first()
+        .map_or((0, 0), |s| (s.width() as usize, s.height() as usize));
+    let (cols, rows) = (w / patch, h / patch);
+    let mut data = Vec::with_capacity(sketches.len() * w * h);
+    for sketch in sketches {
+        for ty in 0..rows {
+            for tx in 0..cols {
+                for y in 0..patch {
+                    for x in 0..patch {
+                        let pixel =
+                            sketch.get_pixel((tx * patch + x) as u32, (ty * patch + y) as u32);
+                        data.push(if pixel.0[0] < 128 { 1.0f32 } else { 0.0 });
+                    }
+                }
+            }
+        }
+    }
+    Tensor::from_data(
+        TensorData::new(data, [sketches.len(), rows * cols, patch * patch]),
+        device,
+    )
+}
+
+/// The most pixels a picture may have (a 10000x10000 photo), so a huge or hostile
+/// file is refused before it is decoded into memory.
+pub const MAX_PIXELS: u64 = 100_000_000;
+
+/// Opens a picture, naming the file in every error.
+pub fn open_image(path: &std::path::Path) -> Result<DynamicImage, super::DataError> {
+    let bad = |reason: String| super::DataError::BadImage {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let reader = image::ImageReader::open(path)
+        .map_err(|e| bad(e.to_string()))?
+        .with_guessed_format()
+        .map_err(|e| bad(e.to_string()))?;
+    let (w, h) = reader.into_dimensions().map_err(|e| bad(e.to_string()))?;
+    if w as u64 * h as u64 > MAX_PIXELS {
+        return Err(bad(format!("{w}x{h} is larger than {MAX_PIXELS} pixels")));
+    }
+    image::open(path).map_err(|e| bad(e.to_string()))
+}
+
 /// The largest centred square of an image, resized to `size` (Lanczos).
 pub fn center_square(image: &DynamicImage, size: u32) -> RgbImage {
     let (w, h) = (image.width(), image.height());

@@ -46,11 +46,7 @@ pub fn load_folder(dir: &Path, size: u32) -> Result<Vec<RgbImage>, DataError> {
 
 /// Loads one image as a `size`x`size` RGB image.
 pub fn load_square(path: &Path, size: u32) -> Result<RgbImage, DataError> {
-    let image = image::open(path).map_err(|err| DataError::BadImage {
-        path: path.to_path_buf(),
-        reason: err.to_string(),
-    })?;
-    Ok(center_square(&image, size))
+    Ok(center_square(&super::convert::open_image(path)?, size))
 }
 
 /// A random horizontal flip and a shift of up to `max_shift` pixels each way, the

@@ -67,6 +67,32 @@ impl Xdog {
     }
 }
 
+/// Erases strokes inside `mask` at random, as a person sketches only part of what they
+/// mask: a quarter of the time every stroke there, a third of the time a few blobs,
+/// otherwise none. Strokes outside the mask stay, as the editor keeps them.
+pub fn drop_strokes(sketch: &mut GrayImage, mask: &GrayImage, rng: &mut impl rand::Rng) {
+    let (w, h) = sketch.dimensions();
+    let mut erase = GrayImage::new(w, h);
+    let draw: f64 = rng.random();
+    if draw < 0.25 {
+        erase = mask.clone();
+    } else if draw < 0.6 {
+        for _ in 0..rng.random_range(1..=4) {
+            let radius = rng.random_range(0.06..0.2) * w as f32;
+            let (x, y) = (
+                rng.random_range(0.0..w as f32),
+                rng.random_range(0.0..h as f32),
+            );
+            crate::data::masks::segment(&mut erase, (x, y), (x, y), radius);
+        }
+    }
+    for (x, y, pixel) in sketch.enumerate_pixels_mut() {
+        if erase.get_pixel(x, y).0[0] >= 128 && mask.get_pixel(x, y).0[0] >= 128 {
+            pixel.0[0] = 255;
+        }
+    }
+}
+
 /// Separable Gaussian blur with edges clamped.
 fn blur(values: &[f32], w: usize, h: usize, sigma: f32) -> Vec<f32> {
     let radius = (3.0 * sigma).ceil() as i64;
@@ -102,6 +128,26 @@ fn blur(values: &[f32], w: usize, h: usize, sigma: f32) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dropped_strokes_lie_inside_the_mask_only() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let sketch = GrayImage::from_fn(32, 32, |x, _| Luma([if x % 3 == 0 { 0 } else { 255 }]));
+        let mask = GrayImage::from_fn(32, 32, |x, _| Luma([if x < 16 { 255 } else { 0 }]));
+        let mut dropped_any = false;
+        for _ in 0..20 {
+            let mut out = sketch.clone();
+            drop_strokes(&mut out, &mask, &mut rng);
+            for (x, y, p) in out.enumerate_pixels() {
+                if x >= 16 {
+                    assert_eq!(p, sketch.get_pixel(x, y), "stroke outside the mask changed");
+                }
+            }
+            dropped_any |= out != sketch;
+        }
+        assert!(dropped_any);
+    }
 
     #[test]
     fn flat_images_have_no_strokes() {

@@ -5,3 +5,6 @@
 //! mask makes that possible without letting a prediction see what it predicts.
 
 pub mod mask;
+pub mod model;
+pub mod sample;
+pub mod train;

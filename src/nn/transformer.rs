@@ -4,9 +4,12 @@
 //!
 //! Queries, keys and values come from one fused projection, and attention is burn's
 //! fused `attention` op, which takes a boolean mask (`true` = may not attend).
+//! Positions are learned embeddings added at the input; a caller names the position of
+//! every input row, so a sampler can feed positions in any order (iLAT runs the kept
+//! tokens first and the masked ones after).
 
 use burn::module::Module;
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
 use burn::tensor::module::attention;
@@ -21,6 +24,8 @@ pub struct TransformerConfig {
     pub n_heads: usize,
     /// Blocks.
     pub n_layers: usize,
+    /// Learned positions (the longest sequence).
+    pub max_positions: usize,
     /// Hidden width of the MLP, as a multiple of `d_model`.
     #[config(default = 4)]
     pub mlp_ratio: usize,
@@ -38,9 +43,10 @@ struct Block {
     n_heads: usize,
 }
 
-/// A stack of blocks and a final norm.
+/// Learned positions, a stack of blocks and a final norm.
 #[derive(Module, Debug)]
 pub struct Transformer {
+    positions: Embedding,
     blocks: Vec<Block>,
     norm: LayerNorm,
 }
@@ -61,6 +67,7 @@ impl TransformerConfig {
             })
             .collect();
         Transformer {
+            positions: EmbeddingConfig::new(self.max_positions, d).init(device),
             blocks,
             norm: LayerNormConfig::new(d).init(device),
         }
@@ -89,19 +96,21 @@ impl KvCache {
 }
 
 impl Transformer {
-    /// Runs new positions that attend to all cached positions and, through `mask`, to
-    /// each other; their keys and values are appended to `cache`.
+    /// Runs new rows that attend to all cached rows and, through `mask`, to each
+    /// other; their keys and values are appended to `cache`.
     ///
     /// # Shapes
-    /// - x: `[B, t, D]`; mask: `[B, H, t, T_cached + t]` (`true` = blocked), or none
+    /// - x: `[B, t, D]`; positions: `[t]`; mask: `[B, H, t, T_cached + t]` (`true` =
+    ///   blocked), or none
     /// - output: `[B, t, D]`
     pub fn forward_cached(
         &self,
         x: Tensor<3>,
+        positions: Tensor<1, Int>,
         mask: Option<Tensor<4, Bool>>,
         cache: &mut KvCache,
     ) -> Tensor<3> {
-        let mut x = x;
+        let mut x = self.add_positions(x, positions);
         for (i, block) in self.blocks.iter().enumerate() {
             let past = cache.layers.get(i).cloned();
             let (out, keys, values) = block.forward_with_past(x, mask.clone(), past);
@@ -114,15 +123,36 @@ impl Transformer {
         self.norm.forward(x)
     }
 
+    /// Attention heads, the second axis of every mask.
+    pub fn heads(&self) -> usize {
+        self.blocks.first().map_or(1, |b| b.n_heads)
+    }
+
+    /// Runs a whole sequence, row `i` at position `i`.
+    ///
     /// # Shapes
     /// - x: `[B, T, D]`; mask: `[B, H, T, T]` (`true` = blocked), or none for full attention
     /// - output: `[B, T, D]`
     pub fn forward(&self, x: Tensor<3>, mask: Option<Tensor<4, Bool>>) -> Tensor<3> {
-        let mut x = x;
+        let [_, tokens, _] = x.dims();
+        let positions = Tensor::arange(0..tokens as i64, &x.device());
+        let mut x = self.add_positions(x, positions);
         for block in &self.blocks {
             x = block.forward(x, mask.clone());
         }
         self.norm.forward(x)
+    }
+
+    /// # Shapes
+    /// - x: `[B, t, D]`; positions: `[t]`
+    fn add_positions(&self, x: Tensor<3>, positions: Tensor<1, Int>) -> Tensor<3> {
+        let [tokens, d] = [positions.dims()[0], x.dims()[2]];
+        x + self
+            .positions
+            .weight
+            .val()
+            .select(0, positions)
+            .reshape([1, tokens, d])
     }
 }
 
@@ -194,7 +224,7 @@ mod tests {
     fn causal_outputs_ignore_later_tokens() {
         let device = Device::flex();
         device.seed(31);
-        let model = TransformerConfig::new(16, 4, 2).init(&device);
+        let model = TransformerConfig::new(16, 4, 2, 8).init(&device);
         let x = Tensor::<3>::random([1, 6, 16], Distribution::Normal(0.0, 1.0), &device);
         let changed = Tensor::cat(
             vec![
@@ -214,18 +244,25 @@ mod tests {
     fn cached_steps_equal_one_causal_pass() {
         let device = Device::flex();
         device.seed(32);
-        let model = TransformerConfig::new(16, 4, 3).init(&device);
+        let model = TransformerConfig::new(16, 4, 3, 8).init(&device);
         let x = Tensor::<3>::random([2, 7, 16], Distribution::Normal(0.0, 1.0), &device);
         let full = model.forward(x.clone(), Some(causal_mask(2, 4, 7, &device)));
         // A prefix of three positions at once, then one position per step.
         let mut cache = KvCache::default();
         let mut outputs = vec![model.forward_cached(
             x.clone().narrow(1, 0, 3),
+            Tensor::arange(0..3, &device),
             Some(causal_mask(2, 4, 3, &device)),
             &mut cache,
         )];
         for t in 3..7 {
-            outputs.push(model.forward_cached(x.clone().narrow(1, t, 1), None, &mut cache));
+            let position = Tensor::arange(t as i64..t as i64 + 1, &device);
+            outputs.push(model.forward_cached(
+                x.clone().narrow(1, t, 1),
+                position,
+                None,
+                &mut cache,
+            ));
         }
         assert_eq!(cache.len(), 7);
         Tensor::cat(outputs, 1)

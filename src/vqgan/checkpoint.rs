@@ -10,9 +10,9 @@ use burn::prelude::*;
 use burn::store::ModuleRecord;
 
 use super::Vqgan;
-use super::train::{TrainError, VqganTrainingConfig};
+use super::train::VqganTrainingConfig;
 use crate::store;
-use crate::training::{Progress, Run, RunError};
+use crate::training::{Progress, Run, TrainError};
 
 /// The state that a checkpoint holds.
 pub(super) struct State {
@@ -47,11 +47,7 @@ pub(super) fn warm_start(
         }
         .into());
     }
-    let progress_path = dir.join("vqgan.progress.json");
-    let progress = std::fs::read_to_string(&progress_path)
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .unwrap_or_default();
+    let progress = crate::training::read_progress(dir, "vqgan");
     tracing::info!("warm start from {} at {:?}", dir.display(), progress);
     Ok((
         State {
@@ -68,32 +64,16 @@ pub(super) fn load_state(
     device: &Device,
 ) -> Result<State, TrainError> {
     let fresh = fresh_state(config, device);
-    let load = |name: &str| store::load_record(&dir.join(format!("{name}.bpk")));
-    let mismatch = |name: &str, err: burn::store::RecordError| store::StoreError::Mismatch {
-        weights: dir.join(format!("{name}.bpk")),
-        config: dir.join("../config.json"),
-        reason: err.to_string(),
-    };
-    let model = fresh
-        .model
-        .try_load_record(load("model")?)
-        .map_err(|e| mismatch("model", e))?;
-    let disc = fresh
-        .disc
-        .try_load_record(load("disc")?)
-        .map_err(|e| mismatch("disc", e))?;
-    let optim = |name: &str| {
-        let path = dir.join(format!("{name}.bpk"));
-        burn::optim::OptimizerRecord::load(&path).map_err(|err| store::StoreError::Damaged {
-            path,
-            reason: err.to_string(),
-        })
-    };
+    let part = |name: &str| dir.join(format!("{name}.bpk"));
     Ok(State {
-        model,
-        disc,
-        optim_g: fresh.optim_g.load_record(optim("optim_g")?),
-        optim_d: fresh.optim_d.load_record(optim("optim_d")?),
+        model: store::load_weights(fresh.model, &part("model"))?,
+        disc: store::load_weights(fresh.disc, &part("disc"))?,
+        optim_g: fresh
+            .optim_g
+            .load_record(store::load_optimizer(&part("optim_g"))?),
+        optim_d: fresh
+            .optim_d
+            .load_record(store::load_optimizer(&part("optim_d"))?),
     })
 }
 
@@ -110,25 +90,13 @@ pub(super) fn save_state(
         record(state.model.clone().into_record(), "model")?;
         record(state.disc.clone().into_record(), "disc")?;
         for (optim, name) in [(&state.optim_g, "optim_g"), (&state.optim_d, "optim_d")] {
-            let path = dir.join(format!("{name}.bpk"));
-            optim
-                .to_record()
-                .save(&path)
-                .map_err(|err| store::StoreError::Write {
-                    path,
-                    reason: err.to_string(),
-                })?;
+            store::save_optimizer(optim, &dir.join(format!("{name}.bpk")))?;
         }
         Ok(())
     })?;
     // The exported generator alone, with its progress, ready to copy into models/.
     store::save_model(run.dir(), "vqgan", &config.model, state.model.valid())?;
-    let progress_path = run.dir().join("vqgan.progress.json");
-    let progress = serde_json::to_string(&run.progress(step)).unwrap_or_default();
-    std::fs::write(&progress_path, progress).map_err(|err| RunError::Io {
-        path: progress_path,
-        reason: err.to_string(),
-    })?;
+    run.write_progress("vqgan", step)?;
     Ok(())
 }
 

@@ -130,6 +130,18 @@ impl Vqgan {
         downsample_mask(mask, self.factor)
     }
 
+    /// [`Vqgan::token_mask`] as flags, batch-major and raster order within a grid.
+    pub fn token_mask_flags(&self, mask: Tensor<4>) -> Vec<bool> {
+        self.token_mask(mask)
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v > 0.5)
+            .collect()
+    }
+
     /// Reconstructs images. With a mask, the encoder is leak-free and decoding follows
     /// Eq. 4: codebook vectors where `M_q = 1`, continuous features elsewhere. Without a
     /// mask every position is quantised (plain VQGAN).

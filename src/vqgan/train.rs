@@ -25,7 +25,7 @@ use crate::data::masks::random_mask;
 use crate::metrics;
 use crate::nn::perceptual::Perceptual;
 use crate::store;
-use crate::training::{Run, RunError, learning_rate};
+use crate::training::{Run, TrainError, learning_rate, scalar};
 
 /// Everything a VQGAN training run needs besides data.
 #[derive(Config, Debug)]
@@ -91,21 +91,6 @@ pub struct VqganTrainingPaths {
     pub warm_start: Option<PathBuf>,
 }
 
-/// Why training stopped early.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    #[error(transparent)]
-    Data(#[from] crate::data::DataError),
-    #[error(transparent)]
-    Run(#[from] RunError),
-    #[error(transparent)]
-    Store(#[from] store::StoreError),
-    #[error(transparent)]
-    FeatureNet(#[from] crate::nn::mobilenet::MobileNetError),
-    #[error("cannot write {}: {reason}", path.display())]
-    Image { path: PathBuf, reason: String },
-}
-
 /// Trains (or resumes) a run and writes the model to `paths.out`. Returns the last
 /// held-out PSNR.
 pub fn train(
@@ -119,12 +104,7 @@ pub fn train(
     let perceptual = Perceptual::load(&paths.mobilenet, device)?;
     let (mut run, resume) = Run::open(&paths.run, config.steps)?;
     run.set_prefix("vqgan");
-    config
-        .save(paths.run.join("config.json"))
-        .map_err(|err| RunError::Io {
-            path: paths.run.join("config.json"),
-            reason: err.to_string(),
-        })?;
+    crate::training::save_config(config, &paths.run)?;
     let (mut state, start) = match (resume, &paths.warm_start) {
         (Some((dir, progress)), _) => (load_state(config, &dir, device)?, progress.step),
         (None, Some(dir)) => {
@@ -259,10 +239,6 @@ fn train_step(
         },
         StepLosses { values, indices },
     )
-}
-
-fn scalar(t: &Tensor<1>) -> f64 {
-    t.clone().into_scalar::<f32>() as f64
 }
 
 fn count_usage(usage: &mut [usize], indices: Vec<i64>) {

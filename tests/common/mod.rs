@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use burn::prelude::Device;
+use tessera::ilat::model::IlatConfig;
 use tessera::store;
 use tessera::vqgan::VqganConfig;
 
@@ -14,8 +15,9 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
-/// Writes a small untrained tokenizer (64x64 images, 16x16 tokens) into a new
-/// models folder: enough to exercise every path without the shipped weights.
+/// Writes a small untrained tokenizer (64x64 images, 16x16 tokens) and token models
+/// into a new models folder: enough to exercise every path without the shipped
+/// weights.
 pub fn tiny_models(tag: &str) -> PathBuf {
     let dir = temp_dir(tag);
     let config = VqganConfig::new()
@@ -25,6 +27,13 @@ pub fn tiny_models(tag: &str) -> PathBuf {
     let device = Device::flex();
     device.seed(5);
     store::save_model(&dir, "vqgan", &config, config.init(&device)).expect("save tiny model");
+    let tokens = IlatConfig::new(64, 16)
+        .with_d_model(32)
+        .with_n_heads(4)
+        .with_n_layers(2);
+    for name in ["ilat", "taming"] {
+        store::save_model(&dir, name, &tokens, tokens.init(&device)).expect("save tiny model");
+    }
     dir
 }
 

@@ -1,0 +1,291 @@
+//! The token transformer of iLAT (and of the Taming baseline, which is the same network
+//! trained with the vanilla causal mask).
+//!
+//! The target sequence is `t[s], t_0, …, t_{N−2}`: position `p` holds the start token
+//! (p = 0) or token `p − 1`, and its output predicts token `p`. The sketch enters in one
+//! of two ways (iLAT §3.3, DESIGN §3.2):
+//! - *aligned*: the sketch patch of token `p` is embedded and added at position `p`,
+//!   so the prediction of a token sees the strokes at its own place; the sequence stays
+//!   `N` long;
+//! - *prepended*: the `N` sketch patches become condition rows before the targets, as
+//!   in the paper; the sequence is `2N` long.
+
+use burn::module::Module;
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::prelude::*;
+
+use crate::nn::transformer::{KvCache, Transformer, TransformerConfig};
+use crate::store::{self, StoreError};
+
+/// How the sketch reaches the transformer.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum SketchInput {
+    /// Added to the target row of the token it lies on.
+    Aligned,
+    /// One condition row per token, before the targets.
+    Prepended,
+}
+
+/// Configuration of an [`Ilat`] model.
+#[derive(Config, Debug)]
+pub struct IlatConfig {
+    /// Codebook size of the tokenizer.
+    pub vocab: usize,
+    /// Side of the token grid.
+    pub grid: usize,
+    /// Width of the transformer.
+    #[config(default = 256)]
+    pub d_model: usize,
+    /// Attention heads.
+    #[config(default = 8)]
+    pub n_heads: usize,
+    /// Transformer blocks.
+    #[config(default = 6)]
+    pub n_layers: usize,
+    /// Side of the sketch patch under one token, in pixels (the tokenizer's factor).
+    #[config(default = 4)]
+    pub patch: usize,
+    /// How the sketch enters.
+    #[config(default = "SketchInput::Aligned")]
+    pub sketch: SketchInput,
+}
+
+impl IlatConfig {
+    /// Number of tokens in a grid.
+    pub fn tokens(&self) -> usize {
+        self.grid * self.grid
+    }
+
+    /// Number of condition rows before the targets.
+    pub fn conditions(&self) -> usize {
+        match self.sketch {
+            SketchInput::Aligned => 0,
+            SketchInput::Prepended => self.tokens(),
+        }
+    }
+
+    /// A tiny model over a 4x4 grid of 2x2-pixel patches, for tests.
+    #[cfg(test)]
+    pub(crate) fn tiny(vocab: usize, sketch: SketchInput) -> Self {
+        Self::new(vocab, 4)
+            .with_d_model(32)
+            .with_n_heads(4)
+            .with_n_layers(2)
+            .with_patch(2)
+            .with_sketch(sketch)
+    }
+
+    /// Builds the model with fresh weights.
+    pub fn init(&self, device: &Device) -> Ilat {
+        let length = self.conditions() + self.tokens();
+        Ilat {
+            tokens: EmbeddingConfig::new(self.vocab + 1, self.d_model).init(device),
+            sketch: LinearConfig::new(self.patch * self.patch, self.d_model).init(device),
+            transformer: TransformerConfig::new(self.d_model, self.n_heads, self.n_layers, length)
+                .init(device),
+            head: LinearConfig::new(self.d_model, self.vocab).init(device),
+            vocab: self.vocab,
+            conditions: self.conditions(),
+        }
+    }
+}
+
+/// The input ids of the target positions for a token grid: the start token, then the
+/// grid's tokens but the last (position `p` holds token `p − 1`).
+pub fn shift_right(grid: &[i64], start: i64) -> Vec<i64> {
+    std::iter::once(start)
+        .chain(grid[..grid.len().saturating_sub(1)].iter().copied())
+        .collect()
+}
+
+/// The token transformer: embeddings, the shared transformer, a classification head.
+#[derive(Module, Debug)]
+pub struct Ilat {
+    tokens: Embedding,
+    sketch: Linear,
+    transformer: Transformer,
+    head: Linear,
+    vocab: usize,
+    conditions: usize,
+}
+
+impl Ilat {
+    /// Loads `NAME.json` + `NAME.bpk` from `dir`.
+    pub fn load(
+        dir: &std::path::Path,
+        name: &str,
+        device: &Device,
+    ) -> Result<(Self, IlatConfig), StoreError> {
+        store::load_model(dir, name, device, |config: &IlatConfig, device| {
+            config.init(device)
+        })
+    }
+
+    /// Condition rows before the targets.
+    pub fn conditions(&self) -> usize {
+        self.conditions
+    }
+
+    /// The id of the start token.
+    pub fn start_token(&self) -> usize {
+        self.vocab
+    }
+
+    /// Embeds every row of the sequence: conditions, then targets.
+    ///
+    /// # Shapes
+    /// - inputs: `[B, N]` input ids of the target positions (start token, then tokens
+    ///   shifted by one); sketch: `[B, N, patch²]`, 1 on strokes
+    /// - output: `[B, C + N, D]`
+    pub fn embed(&self, inputs: Tensor<2, Int>, sketch: Tensor<3>) -> Tensor<3> {
+        let targets = self.tokens.forward(inputs);
+        let sketch = self.sketch.forward(sketch);
+        if self.conditions == 0 {
+            targets + sketch
+        } else {
+            Tensor::cat(vec![sketch, targets], 1)
+        }
+    }
+
+    /// The sketch's embedding, per token: what [`Ilat::target_row`] adds (aligned) and
+    /// the condition rows (prepended).
+    ///
+    /// # Shapes
+    /// - sketch: `[1, N, patch²]` → `[1, N, D]`
+    pub fn embed_sketch(&self, sketch: Tensor<3>) -> Tensor<3> {
+        self.sketch.forward(sketch)
+    }
+
+    /// One target row as [`Ilat::embed`] makes it: input id `input` at target position
+    /// `position`, with the sketch embedding from [`Ilat::embed_sketch`].
+    ///
+    /// # Shapes
+    /// - sketch: `[1, N, D]` → `[1, 1, D]`
+    pub fn target_row(&self, input: usize, position: usize, sketch: &Tensor<3>) -> Tensor<3> {
+        let id = Tensor::<2, Int>::from_data(
+            TensorData::new(vec![input as i64], [1, 1]),
+            &sketch.device(),
+        );
+        let token = self.tokens.forward(id);
+        if self.conditions == 0 {
+            token + sketch.clone().narrow(1, position, 1)
+        } else {
+            token
+        }
+    }
+
+    /// Logits of every target position.
+    ///
+    /// # Shapes
+    /// - sequence: `[B, C + N, D]` from [`Ilat::embed`]; mask: `[B, H, C + N, C + N]`
+    ///   (`true` = blocked)
+    /// - output: `[B, N, vocab]`
+    pub fn logits(&self, sequence: Tensor<3>, mask: Tensor<4, Bool>) -> Tensor<3> {
+        let [_, length, _] = sequence.dims();
+        let hidden = self.transformer.forward(sequence, Some(mask));
+        let targets = hidden.narrow(1, self.conditions, length - self.conditions);
+        self.head.forward(targets)
+    }
+
+    /// Runs rows against the cache (see [`Transformer::forward_cached`]) and returns
+    /// the logits of the last row.
+    ///
+    /// # Shapes
+    /// - rows: `[1, t, D]`; positions: the rows' sequence indices (`t` of them); mask:
+    ///   `[1, H, t, T_cached + t]` (`true` = blocked)
+    /// - output: `[vocab]`
+    pub fn step(
+        &self,
+        rows: Tensor<3>,
+        positions: &[usize],
+        mask: Option<Tensor<4, Bool>>,
+        cache: &mut KvCache,
+    ) -> Tensor<1> {
+        let device = rows.device();
+        let t = positions.len();
+        let positions = Tensor::<1, Int>::from_data(
+            TensorData::new(positions.iter().map(|&p| p as i64).collect(), [t]),
+            &device,
+        );
+        let hidden = self
+            .transformer
+            .forward_cached(rows, positions, mask, cache);
+        self.head
+            .forward(hidden.narrow(1, t - 1, 1))
+            .reshape([self.vocab])
+    }
+
+    /// Attention heads, the second axis of every mask.
+    pub fn heads(&self) -> usize {
+        self.transformer.heads()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ilat::train::{Objective, attention_masks};
+    use burn::tensor::{Distribution, Tolerance};
+
+    /// Logits of every target position for a raster grid of tokens.
+    fn logits_for(
+        model: &Ilat,
+        config: &IlatConfig,
+        grid: &[i64],
+        token_mask: &[bool],
+        sketch: &Tensor<3>,
+    ) -> Tensor<3> {
+        let device = sketch.device();
+        let n = config.tokens();
+        let inputs = shift_right(grid, config.vocab as i64);
+        let inputs = Tensor::<2, Int>::from_data(TensorData::new(inputs, [1, n]), &device);
+        let mask = attention_masks(&[token_mask], config, Objective::LocalAr, &device);
+        model.logits(model.embed(inputs, sketch.clone()), mask)
+    }
+
+    #[test]
+    fn no_prediction_sees_the_masked_token_it_or_a_later_one_predicts() {
+        for sketch_input in [SketchInput::Aligned, SketchInput::Prepended] {
+            let device = Device::flex();
+            device.seed(21);
+            let config = IlatConfig::tiny(16, sketch_input);
+            let model = config.init(&device);
+            let token_mask: Vec<bool> =
+                (0..16).map(|i| [1, 2, 5, 9, 10, 14].contains(&i)).collect();
+            let causal = crate::ilat::mask::causal_positions(&token_mask);
+            let grid: Vec<i64> = (0..16).map(|i| (i * 3 % 16) as i64).collect();
+            let sketch = Tensor::<3>::random([1, 16, 4], Distribution::Bernoulli(0.3), &device);
+            let base = logits_for(&model, &config, &grid, &token_mask, &sketch);
+            for changed in (0..16).filter(|&j| token_mask[j]) {
+                let mut other = grid.clone();
+                other[changed] = (other[changed] + 7) % 16;
+                let after = logits_for(&model, &config, &other, &token_mask, &sketch);
+                for (p, &is_causal) in causal.iter().enumerate().take(16) {
+                    // Position p predicts token p; it may depend on masked token j only
+                    // when j < p, and then only if p is causal.
+                    if p <= changed || !is_causal {
+                        base.clone()
+                            .narrow(1, p, 1)
+                            .into_data()
+                            .assert_approx_eq::<f32>(
+                                &after.clone().narrow(1, p, 1).into_data(),
+                                Tolerance::absolute(1e-6),
+                            );
+                    }
+                }
+                // And the check can fail: the next causal position does see it.
+                let next = (changed + 1..16).find(|&p| causal[p]);
+                if let Some(p) = next {
+                    let diff = (base.clone().narrow(1, p, 1) - after.narrow(1, p, 1))
+                        .abs()
+                        .max()
+                        .into_scalar::<f32>();
+                    assert!(
+                        diff > 1e-4,
+                        "{sketch_input:?}: position {p} ignores token {changed}"
+                    );
+                }
+            }
+        }
+    }
+}

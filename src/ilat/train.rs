@@ -1,0 +1,511 @@
+//! Training the token transformers: iLAT with the local-autoregressive mask and NLL on
+//! the masked tokens only (Eq. 6), and the Taming baseline with the vanilla causal
+//! mask and NLL on every token. Both see the same data: augmented faces tokenised by
+//! the shipped TS-VQGAN, free-form masks over 5-50 % of the tokens, and XDoG sketches
+//! with strokes dropped inside the mask.
+//!
+//! iLAT's context tokens come from the leak-free encoder run with the mask, exactly
+//! what an edit sees; its targets (and the inputs of masked positions, teacher forced)
+//! are the tokens of the whole picture.
+
+use std::path::PathBuf;
+
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use image::{GrayImage, RgbImage};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::mask::{la_mask, vanilla_mask};
+use super::model::{Ilat, IlatConfig, shift_right};
+use crate::data::convert::{images_to_tensor, masks_to_tensor, sketch_patches};
+use crate::data::faces::{augment, load_folder};
+use crate::data::masks::random_mask;
+use crate::data::sketch::{Xdog, drop_strokes};
+use crate::store;
+use crate::training::{self, Run, TrainError, learning_rate};
+use crate::vqgan::Vqgan;
+
+/// What the network learns to predict, and with which attention mask.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum Objective {
+    /// iLAT: masked tokens only, LA mask.
+    LocalAr,
+    /// Taming: every token, causal mask.
+    Causal,
+}
+
+/// Everything a token-transformer run needs besides data.
+#[derive(Config, Debug)]
+pub struct IlatTrainingConfig {
+    /// The network.
+    pub model: IlatConfig,
+    /// iLAT or the Taming baseline.
+    #[config(default = "Objective::LocalAr")]
+    pub objective: Objective,
+    /// Total optimisation steps.
+    #[config(default = 4000)]
+    pub steps: usize,
+    /// Sequences per step.
+    #[config(default = 8)]
+    pub batch: usize,
+    /// Peak learning rate (AdamW, β = (0.9, 0.95)).
+    #[config(default = 3e-4)]
+    pub lr: f64,
+    /// Warm-up steps.
+    #[config(default = 200)]
+    pub warmup: usize,
+    /// Decoupled weight decay.
+    #[config(default = 0.01)]
+    pub weight_decay: f32,
+    /// Least fraction of tokens a training mask covers.
+    #[config(default = 0.05)]
+    pub min_masked: f32,
+    /// Largest fraction of tokens a training mask covers.
+    #[config(default = 0.5)]
+    pub max_masked: f32,
+    /// Steps between checkpoints (and held-out evaluations).
+    #[config(default = 250)]
+    pub checkpoint_every: usize,
+    /// Steps between loss-log lines.
+    #[config(default = 10)]
+    pub log_every: usize,
+    /// Seed of initialisation, data order, augmentation and masks.
+    #[config(default = 23)]
+    pub seed: u64,
+}
+
+/// Where a run reads and writes.
+#[derive(Debug, Clone)]
+pub struct IlatTrainingPaths {
+    /// Training faces.
+    pub train: PathBuf,
+    /// Held-out faces for the periodic evaluation.
+    pub test: PathBuf,
+    /// The models folder holding the tokenizer (`vqgan`).
+    pub tokenizer: PathBuf,
+    /// The run folder (checkpoints, loss log).
+    pub run: PathBuf,
+    /// Where the finished model is written.
+    pub out: PathBuf,
+    /// Its name there (`ilat` or `taming`).
+    pub name: String,
+}
+
+/// One step's tensors.
+pub struct TokenBatch {
+    /// Input ids of the target positions: `[B, N]`.
+    pub inputs: Tensor<2, Int>,
+    /// Token to predict at each position: `[B, N]`.
+    pub targets: Tensor<2, Int>,
+    /// Sketch patches: `[B, N, patch²]`.
+    pub sketch: Tensor<3>,
+    /// Attention mask, `true` = blocked: `[B, H, C + N, C + N]`.
+    pub mask: Tensor<4, Bool>,
+    /// 1 where the loss counts: `[B, N]`.
+    pub weights: Tensor<2>,
+}
+
+/// Examples before tokenisation: pictures, their edit masks and their sketches.
+pub struct Examples {
+    pub images: Vec<RgbImage>,
+    pub masks: Vec<GrayImage>,
+    pub sketches: Vec<GrayImage>,
+}
+
+impl Examples {
+    /// Draws `count` augmented faces with random masks covering between `min` and
+    /// `max` of the tokens (of side `factor` pixels), and their sketches with strokes
+    /// dropped inside the mask.
+    pub fn draw(
+        set: &[RgbImage],
+        count: usize,
+        (min, max): (f32, f32),
+        factor: u32,
+        rng: &mut impl Rng,
+    ) -> Self {
+        let mut examples = Examples {
+            images: Vec::new(),
+            masks: Vec::new(),
+            sketches: Vec::new(),
+        };
+        for _ in 0..count {
+            let image = augment(&set[rng.random_range(0..set.len())], 2, rng);
+            let mask = token_covering_mask(image.width(), factor, (min, max), rng);
+            let mut sketch = Xdog::default().sketch(&image);
+            drop_strokes(&mut sketch, &mask, rng);
+            examples.images.push(image);
+            examples.masks.push(mask);
+            examples.sketches.push(sketch);
+        }
+        examples
+    }
+}
+
+/// A random stroke-and-box mask whose token footprint covers `min..=max` of the grid.
+fn token_covering_mask(
+    size: u32,
+    factor: u32,
+    (min, max): (f32, f32),
+    rng: &mut impl Rng,
+) -> GrayImage {
+    loop {
+        // Token coverage exceeds pixel coverage (a token is masked if any pixel is).
+        let mask = random_mask(size, min * 0.5, max, rng);
+        let cover = token_coverage(&mask, factor);
+        if (min..=max).contains(&cover) {
+            return mask;
+        }
+    }
+}
+
+/// Fraction of `factor`x`factor` patches with any masked pixel.
+pub fn token_coverage(mask: &GrayImage, factor: u32) -> f32 {
+    let side = mask.width() / factor;
+    let masked = (0..side * side)
+        .filter(|t| {
+            let (tx, ty) = (t % side * factor, t / side * factor);
+            (0..factor * factor)
+                .any(|k| mask.get_pixel(tx + k % factor, ty + k / factor).0[0] >= 128)
+        })
+        .count();
+    masked as f32 / (side * side).max(1) as f32
+}
+
+/// Tokenises examples and builds the step's tensors for `objective`.
+pub fn make_batch(
+    examples: &Examples,
+    tokenizer: &Vqgan,
+    model: &IlatConfig,
+    objective: Objective,
+    device: &Device,
+) -> TokenBatch {
+    let tokenizer_device = tokenizer
+        .devices()
+        .first()
+        .cloned()
+        .unwrap_or_else(|| device.clone());
+    let images = images_to_tensor(&examples.images, &tokenizer_device);
+    let masks = masks_to_tensor(&examples.masks, &tokenizer_device);
+    let clean = to_vec(tokenizer.encode(images.clone(), None).0);
+    let token_masks = tokenizer.token_mask_flags(masks.clone());
+    let n = model.tokens();
+    let batch = examples.images.len();
+    let (grid, weights): (Vec<i64>, Vec<f32>) = match objective {
+        Objective::LocalAr => {
+            let context = to_vec(tokenizer.encode(images, Some(masks)).0);
+            (0..batch * n)
+                .map(|i| {
+                    if token_masks[i] {
+                        (clean[i], 1.0)
+                    } else {
+                        (context[i], 0.0)
+                    }
+                })
+                .unzip()
+        }
+        Objective::Causal => (clean.clone(), vec![1.0; batch * n]),
+    };
+    let inputs: Vec<i64> = grid
+        .chunks(n)
+        .flat_map(|g| shift_right(g, model.vocab as i64))
+        .collect();
+    let token_masks: Vec<&[bool]> = token_masks.chunks(n).collect();
+    TokenBatch {
+        inputs: Tensor::from_data(TensorData::new(inputs, [batch, n]), device),
+        targets: Tensor::from_data(TensorData::new(clean, [batch, n]), device),
+        sketch: sketch_patches(&examples.sketches, model.patch, device),
+        mask: attention_masks(&token_masks, model, objective, device),
+        weights: Tensor::from_data(TensorData::new(weights, [batch, n]), device),
+    }
+}
+
+/// The attention masks of a batch (`true` = blocked): per sequence the LA mask of its
+/// token mask, or the vanilla causal mask, over the network's `C + N` rows (the last
+/// target position of Eq. 7-8's sequence predicts nothing and is left out).
+///
+/// # Shapes
+/// - output: `[B, H, C + N, C + N]`
+pub fn attention_masks(
+    token_masks: &[&[bool]],
+    model: &IlatConfig,
+    objective: Objective,
+    device: &Device,
+) -> Tensor<4, Bool> {
+    let (conditions, n, batch) = (model.conditions(), model.tokens(), token_masks.len());
+    let length = conditions + n;
+    let blocked: Vec<bool> = token_masks
+        .iter()
+        .flat_map(|token_mask| {
+            let allowed = match objective {
+                Objective::LocalAr => la_mask(conditions, token_mask),
+                Objective::Causal => vanilla_mask(conditions, n),
+            };
+            (0..length * length)
+                .map(|k| !allowed[(k / length) * (length + 1) + k % length])
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    Tensor::<3, Bool>::from_data(TensorData::new(blocked, [batch, length, length]), device)
+        .reshape([batch, 1, length, length])
+        .expand([batch, model.n_heads, length, length])
+}
+
+fn to_vec(indices: Tensor<3, Int>) -> Vec<i64> {
+    indices
+        .into_data()
+        .convert::<i64>()
+        .try_into_vec()
+        .unwrap_or_default()
+}
+
+/// Mean negative log-likelihood of the targets where `weights` is 1 (Eq. 6).
+///
+/// # Shapes
+/// - logits: `[B, N, V]`; targets, weights: `[B, N]`
+pub fn masked_nll(logits: Tensor<3>, targets: Tensor<2, Int>, weights: Tensor<2>) -> Tensor<1> {
+    let picked = log_softmax(logits, 2)
+        .gather(2, targets.unsqueeze_dim(2))
+        .squeeze_dim::<2>(2);
+    let count = weights.clone().sum().clamp_min(1.0);
+    (picked * weights).sum().neg() / count
+}
+
+/// The batch's loss under `model`.
+pub fn batch_loss(model: &Ilat, batch: &TokenBatch) -> Tensor<1> {
+    let sequence = model.embed(batch.inputs.clone(), batch.sketch.clone());
+    let logits = model.logits(sequence, batch.mask.clone());
+    masked_nll(logits, batch.targets.clone(), batch.weights.clone())
+}
+
+/// A run's model and optimiser.
+struct State {
+    model: Ilat,
+    optim: ModuleOptimizer,
+}
+
+fn optimizer(config: &IlatTrainingConfig) -> ModuleOptimizer {
+    AdamWConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.95)
+        .with_weight_decay(config.weight_decay)
+        .init()
+}
+
+/// Trains (or resumes) a run and writes the model to `paths.out`. Returns the last
+/// held-out NLL.
+pub fn train(
+    config: &IlatTrainingConfig,
+    paths: &IlatTrainingPaths,
+    device: &Device,
+) -> Result<f64, TrainError> {
+    let (tokenizer, tokenizer_config) =
+        Vqgan::load(&paths.tokenizer, "vqgan", &device.clone().inner())?;
+    if tokenizer_config.codebook_size != config.model.vocab
+        || tokenizer_config.grid() != config.model.grid
+    {
+        return Err(TrainError::Tokenizer {
+            tokenizer: tokenizer_config.codebook_size,
+            grid: tokenizer_config.grid(),
+            vocab: config.model.vocab,
+            expected: config.model.grid,
+        });
+    }
+    let size = tokenizer_config.image_size as u32;
+    let factor = tokenizer_config.factor() as u32;
+    let train_set = load_folder(&paths.train, size)?;
+    let test_set = load_folder(&paths.test, size)?;
+    let (mut run, resume) = Run::open(&paths.run, config.steps)?;
+    run.set_prefix(&paths.name);
+    training::save_config(config, &paths.run)?;
+    device.seed(config.seed);
+    let mut state = State {
+        model: config.model.init(device),
+        optim: optimizer(config),
+    };
+    let start = match resume {
+        Some((dir, progress)) => {
+            state = State {
+                model: store::load_weights(state.model, &dir.join("model.bpk"))?,
+                optim: state
+                    .optim
+                    .load_record(store::load_optimizer(&dir.join("optim.bpk"))?),
+            };
+            progress.step
+        }
+        None => 0,
+    };
+    let range = (config.min_masked, config.max_masked);
+    let mut test_rng = StdRng::seed_from_u64(config.seed);
+    let test_examples = Examples::draw(&test_set, 32, range, factor, &mut test_rng);
+    let test_batch = make_batch(
+        &test_examples,
+        &tokenizer,
+        &config.model,
+        config.objective,
+        &device.clone().inner(),
+    );
+    let mut rng = StdRng::seed_from_u64(config.seed ^ (start as u64).wrapping_mul(0x9e37));
+    let mut test_nll = f64::NAN;
+    for step in start..config.steps {
+        let lr = learning_rate(step, config.steps, config.warmup, config.lr, 0.1);
+        let examples = Examples::draw(&train_set, config.batch, range, factor, &mut rng);
+        let batch = make_batch(
+            &examples,
+            &tokenizer,
+            &config.model,
+            config.objective,
+            device,
+        );
+        let loss = batch_loss(&state.model, &batch);
+        let value = training::scalar(&loss);
+        let grads = GradientsParams::from_grads(loss.backward(), &state.model);
+        state.model = state.optim.step(lr, state.model, grads);
+        if (step + 1) % config.log_every == 0 {
+            run.log(step + 1, &[("nll", value), ("lr", lr)])?;
+        }
+        if (step + 1) % config.checkpoint_every == 0 || step + 1 == config.steps {
+            test_nll = training::scalar(&batch_loss(&state.model.valid(), &test_batch));
+            run.log(step + 1, &[("test_nll", test_nll)])?;
+            save_state(&state, config, &run, &paths.name, step + 1)?;
+        }
+        run.tick();
+    }
+    run.finish();
+    store::save_model(&paths.out, &paths.name, &config.model, state.model.valid())?;
+    training::copy_progress(&paths.run, &paths.out, &paths.name)?;
+    Ok(test_nll)
+}
+
+fn save_state(
+    state: &State,
+    config: &IlatTrainingConfig,
+    run: &Run,
+    name: &str,
+    step: usize,
+) -> Result<(), TrainError> {
+    run.checkpoint(step, |dir| {
+        store::save_record(&dir.join("model.bpk"), state.model.clone().into_record())?;
+        store::save_optimizer(&state.optim, &dir.join("optim.bpk"))?;
+        Ok(())
+    })?;
+    // The model alone, with its progress, ready to copy into models/.
+    store::save_model(run.dir(), name, &config.model, state.model.valid())?;
+    run.write_progress(name, step)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vqgan::VqganConfig;
+
+    fn tiny() -> (Vqgan, IlatConfig, Vec<RgbImage>) {
+        let device = Device::flex();
+        device.seed(8);
+        let tokenizer = VqganConfig::new()
+            .with_widths(vec![8, 16, 16])
+            .with_codebook_size(32)
+            .with_code_dim(8)
+            .with_image_size(16)
+            .init(&device);
+        let config = IlatConfig::new(32, 4)
+            .with_d_model(32)
+            .with_n_heads(4)
+            .with_n_layers(2);
+        let faces = (0..4)
+            .map(|i| {
+                RgbImage::from_fn(16, 16, |x, y| {
+                    image::Rgb([(x * 16) as u8, (y * 16) as u8, i * 60])
+                })
+            })
+            .collect();
+        (tokenizer, config, faces)
+    }
+
+    #[test]
+    fn local_batches_weigh_only_masked_tokens_and_feed_context_elsewhere() {
+        let (tokenizer, config, faces) = tiny();
+        let mut rng = StdRng::seed_from_u64(1);
+        let examples = Examples::draw(&faces, 3, (0.1, 0.5), 4, &mut rng);
+        let batch = make_batch(
+            &examples,
+            &tokenizer,
+            &config,
+            Objective::LocalAr,
+            &Device::flex(),
+        );
+        let weights: Vec<f32> = batch
+            .weights
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec()
+            .unwrap_or_default();
+        let masked = weights.iter().filter(|&&w| w > 0.0).count();
+        assert!(
+            masked > 0 && masked < weights.len(),
+            "{masked} of {}",
+            weights.len()
+        );
+        for b in 0..3 {
+            let cover = token_coverage(&examples.masks[b], 4);
+            let weighted = weights[b * 16..(b + 1) * 16].iter().sum::<f32>() / 16.0;
+            assert!(
+                (cover - weighted).abs() < 1e-6,
+                "weights follow the token mask"
+            );
+        }
+        let causal = make_batch(
+            &examples,
+            &tokenizer,
+            &config,
+            Objective::Causal,
+            &Device::flex(),
+        );
+        assert_eq!(training::scalar(&causal.weights.sum()), 48.0);
+    }
+
+    #[test]
+    fn a_few_steps_lower_the_loss() {
+        let (tokenizer, config, faces) = tiny();
+        let device = Device::flex().autodiff();
+        device.seed(2);
+        let mut model = config.init(&device);
+        let mut optim = AdamWConfig::new().init();
+        let mut rng = StdRng::seed_from_u64(4);
+        let examples = Examples::draw(&faces, 4, (0.2, 0.5), 4, &mut rng);
+        let batch = make_batch(&examples, &tokenizer, &config, Objective::LocalAr, &device);
+        let first = training::scalar(&batch_loss(&model, &batch));
+        for _ in 0..30 {
+            let loss = batch_loss(&model, &batch);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(3e-3, model, grads);
+        }
+        let last = training::scalar(&batch_loss(&model, &batch));
+        assert!(last < first * 0.5, "loss {first} -> {last}");
+    }
+
+    #[test]
+    fn masked_nll_counts_weighted_positions_only() {
+        let device = Device::flex();
+        let logits = Tensor::<3>::from_data(
+            TensorData::new(vec![0.0f32, 0.0, 5.0, -5.0], [1, 2, 2]),
+            &device,
+        );
+        let targets = Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 1], [1, 2]), &device);
+        let only_first = masked_nll(
+            logits.clone(),
+            targets.clone(),
+            Tensor::from_data(TensorData::new(vec![1.0f32, 0.0], [1, 2]), &device),
+        );
+        let value = training::scalar(&only_first);
+        assert!((value - std::f64::consts::LN_2).abs() < 1e-5, "{value}");
+        let both = training::scalar(&masked_nll(logits, targets, Tensor::ones([1, 2], &device)));
+        assert!(
+            both > 4.0,
+            "the second position is confidently wrong: {both}"
+        );
+    }
+}
