@@ -41,6 +41,8 @@ pub struct Throughput {
     /// Milliseconds per generated token of a 10 % local edit (26 tokens), the first
     /// pass over the kept tokens included.
     pub ms_per_token: f64,
+    /// The same without the KV cache (the whole sequence re-run for every token).
+    pub ms_per_token_recomputed: f64,
 }
 
 /// Measures everything [`Throughput`] holds; the token models at `model`'s size.
@@ -50,7 +52,8 @@ pub fn throughput(backend: &Backend, model: &IlatConfig, repeat: usize) -> Throu
     let transformer_step_seconds = transformer_step(backend, model, repeat);
     let transformer_gflops = transformer_flops(model, TRAIN_BATCH) / transformer_step_seconds / 1e9;
     let ilat = fresh_model(backend, model);
-    let local = local_sampling_seconds(&ilat, model, 0.10, Order::Local, repeat);
+    let local = sampling_seconds(&ilat, model, 0.10, Order::Local, true, repeat);
+    let recomputed = sampling_seconds(&ilat, model, 0.10, Order::Local, false, 1);
     let masked = (0.10 * model.tokens() as f64).round();
     Throughput {
         backend: backend.name.clone(),
@@ -61,6 +64,7 @@ pub fn throughput(backend: &Backend, model: &IlatConfig, repeat: usize) -> Throu
         transformer_gflops,
         transformer_ratio: transformer_gflops / gemm_gflops,
         ms_per_token: 1e3 * local / masked,
+        ms_per_token_recomputed: 1e3 * recomputed / masked,
     }
 }
 
@@ -153,12 +157,14 @@ fn fresh_model(backend: &Backend, config: &IlatConfig) -> Ilat {
 }
 
 /// Median seconds to sample the tokens of a blob covering `rate` of the grid (the
-/// tokens nearest the centre), in `order`, with the KV cache.
-fn local_sampling_seconds(
+/// tokens nearest the centre), in `order`, with the KV cache or (`cached` false) with
+/// the whole sequence re-run for every token.
+fn sampling_seconds(
     model: &Ilat,
     config: &IlatConfig,
     rate: f64,
     order: Order,
+    cached: bool,
     repeat: usize,
 ) -> f64 {
     let device = &model.devices()[0];
@@ -166,16 +172,23 @@ fn local_sampling_seconds(
     let token_mask = central_blob(config.grid, (rate * n as f64).round() as usize);
     let tokens: Vec<usize> = (0..n).map(|i| i * 7 % config.vocab).collect();
     let sketch = Tensor::<3>::zeros([1, n, config.patch * config.patch], device);
+    let sampling = Sampling::default();
     median_time(device, repeat, || {
-        let _ = sample::sample(
-            model,
-            &tokens,
-            &token_mask,
-            sketch.clone(),
-            order,
-            &Sampling::default(),
-            &mut |_, _| ControlFlow::Continue(()),
-        );
+        let sketch = sketch.clone();
+        if cached {
+            let _ = sample::sample(
+                model,
+                &tokens,
+                &token_mask,
+                sketch,
+                order,
+                &sampling,
+                &mut |_, _| ControlFlow::Continue(()),
+            );
+        } else {
+            let _ =
+                sample::sample_recomputed(model, &tokens, &token_mask, sketch, order, &sampling);
+        }
     })
 }
 
@@ -219,12 +232,12 @@ pub struct LocalAr {
 /// Times local and full sampling with a model of `config`'s size.
 pub fn local_ar(backend: &Backend, config: &IlatConfig, repeat: usize) -> LocalAr {
     let model = fresh_model(backend, config);
-    let full_seconds = local_sampling_seconds(&model, config, 1.0, Order::Full, repeat);
+    let full_seconds = sampling_seconds(&model, config, 1.0, Order::Full, true, repeat);
     let rows = [0.05, 0.10, 0.30]
         .into_iter()
         .map(|mask_rate| {
             let local_seconds =
-                local_sampling_seconds(&model, config, mask_rate, Order::Local, repeat);
+                sampling_seconds(&model, config, mask_rate, Order::Local, true, repeat);
             LocalArRow {
                 mask_rate,
                 local_seconds,

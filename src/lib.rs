@@ -2,6 +2,7 @@
 //! masked part of a picture. See DESIGN.md for the architecture: the editor and the
 //! command line both talk to [`engine::Engine`]; models live in their own modules.
 
+pub mod allocator;
 pub mod backend;
 pub mod bench;
 pub mod cli;

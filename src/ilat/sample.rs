@@ -268,53 +268,55 @@ pub fn choose(logits: &[f32], sampling: &Sampling, rng: &mut impl Rng) -> usize 
     order[k - 1]
 }
 
+/// The same tokens as [`sample`] without the cache: before every new token the whole
+/// sequence runs again under the full mask, as Taming's sampler does. The reference
+/// the cached sampler is tested against, and the "before" of `tessera bench
+/// throughput`.
+pub fn sample_recomputed(
+    model: &Ilat,
+    tokens: &[usize],
+    token_mask: &[bool],
+    sketch: Tensor<3>,
+    order: Order,
+    sampling: &Sampling,
+) -> Vec<usize> {
+    let device = sketch.device();
+    let n = tokens.len();
+    let conditions = model.conditions();
+    let size = conditions + n + 1;
+    let allowed = match order {
+        Order::Local => la_mask(conditions, token_mask),
+        Order::Full => vanilla_mask(conditions, n),
+    };
+    let length = conditions + n;
+    let blocked = (0..length * length)
+        .map(|k| !allowed[(k / length) * size + k % length])
+        .collect();
+    let mask = blocked_tensor(blocked, length, length, model.heads(), &device);
+    let first = token_mask.iter().position(|&m| m).unwrap_or(n);
+    let todo: Vec<usize> = match order {
+        Order::Local => (0..n).filter(|&p| token_mask[p]).collect(),
+        Order::Full => (first..n).collect(),
+    };
+    let mut grid = tokens.to_vec();
+    let mut rng = StdRng::seed_from_u64(sampling.seed);
+    for target in todo {
+        let ids: Vec<i64> = grid.iter().map(|&t| t as i64).collect();
+        let inputs = super::model::shift_right(&ids, model.start_token() as i64);
+        let inputs = Tensor::<2, Int>::from_data(TensorData::new(inputs, [1, n]), &device);
+        let logits = model.logits(model.embed(inputs, sketch.clone()), mask.clone());
+        let vocab = logits.dims()[2];
+        let row = logits.narrow(1, target, 1).reshape([vocab]);
+        grid[target] = draw(row, sampling, &mut rng);
+    }
+    grid
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ilat::model::{IlatConfig, SketchInput};
     use burn::tensor::Distribution;
-
-    /// The reference: before every new token, the whole sequence runs again with the
-    /// full mask and no cache.
-    fn recompute(
-        model: &Ilat,
-        tokens: &[usize],
-        token_mask: &[bool],
-        sketch: Tensor<3>,
-        order: Order,
-        sampling: &Sampling,
-    ) -> Vec<usize> {
-        let device = sketch.device();
-        let n = tokens.len();
-        let conditions = model.conditions();
-        let size = conditions + n + 1;
-        let allowed = match order {
-            Order::Local => la_mask(conditions, token_mask),
-            Order::Full => vanilla_mask(conditions, n),
-        };
-        let length = conditions + n;
-        let blocked = (0..length * length)
-            .map(|k| !allowed[(k / length) * size + k % length])
-            .collect();
-        let mask = blocked_tensor(blocked, length, length, model.heads(), &device);
-        let first = token_mask.iter().position(|&m| m).unwrap_or(n);
-        let todo: Vec<usize> = match order {
-            Order::Local => (0..n).filter(|&p| token_mask[p]).collect(),
-            Order::Full => (first..n).collect(),
-        };
-        let mut grid = tokens.to_vec();
-        let mut rng = StdRng::seed_from_u64(sampling.seed);
-        for target in todo {
-            let ids: Vec<i64> = grid.iter().map(|&t| t as i64).collect();
-            let inputs = crate::ilat::model::shift_right(&ids, model.start_token() as i64);
-            let inputs = Tensor::<2, Int>::from_data(TensorData::new(inputs, [1, n]), &device);
-            let logits = model.logits(model.embed(inputs, sketch.clone()), mask.clone());
-            let vocab = logits.dims()[2];
-            let row = logits.narrow(1, target, 1).reshape([vocab]);
-            grid[target] = draw(row, sampling, &mut rng);
-        }
-        grid
-    }
 
     fn setup(sketch_input: SketchInput) -> (Ilat, Vec<usize>, Vec<bool>, Tensor<3>) {
         let device = Device::flex();
@@ -347,7 +349,7 @@ mod tests {
                     &mut |_, _| ControlFlow::Continue(()),
                 )
                 .expect("not cancelled");
-                let reference = recompute(
+                let reference = sample_recomputed(
                     &model,
                     &tokens,
                     &token_mask,

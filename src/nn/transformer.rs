@@ -1,4 +1,4 @@
-//! The one transformer of Tessera (pre-norm, GELU MLP), shared by iLAT, the Taming
+//! The one transformer of Tessera (pre-norm, ReLU MLP), shared by iLAT, the Taming
 //! baseline and ImageBART. Attention masks are inputs, never baked in: the same
 //! weights run causal, local-autoregressive (iLAT Eq. 7-8) or bidirectional.
 //!
@@ -11,7 +11,7 @@
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
+use burn::tensor::activation::relu;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
@@ -199,7 +199,7 @@ impl Block {
         );
         let context = context.swap_dims(1, 2).reshape([batch, tokens, d]); // [B, t, D]
         let x = x + self.proj.forward(context);
-        let hidden = gelu(self.fc1.forward(self.norm2.forward(x.clone())));
+        let hidden = relu(self.fc1.forward(self.norm2.forward(x.clone())));
         (x + self.fc2.forward(hidden), keys, values)
     }
 }
