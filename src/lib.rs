@@ -19,3 +19,4 @@ pub mod run;
 pub mod store;
 pub mod training;
 pub mod vqgan;
+pub mod worker;

@@ -1,0 +1,182 @@
+//! The background worker that owns the engine (DESIGN §2): the editor sends it jobs
+//! and reads back progress, so the interface never waits on a model.
+//!
+//! The latest job wins: a new job cancels the running one at its next token, and jobs
+//! queued behind it are dropped unstarted. Every event carries its job's id, so the
+//! editor ignores what belongs to a job it has moved past.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use image::RgbImage;
+
+use crate::engine::{EditProgress, EditRequest, Engine, EngineError, TokenGrid};
+
+/// What the worker is asked to do.
+#[derive(Debug)]
+pub enum Command {
+    /// Regenerate the masked part of a picture.
+    Edit { id: u64, request: Box<EditRequest> },
+    /// Stop the thread.
+    Shutdown,
+}
+
+/// What the worker reports.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The engine could not start (no model, no device); no job will run.
+    Unavailable(String),
+    /// A token was generated.
+    Token {
+        id: u64,
+        grid: TokenGrid,
+        done: usize,
+        total: usize,
+    },
+    /// The picture with the tokens so far.
+    Preview { id: u64, image: RgbImage },
+    /// The job's result.
+    Finished {
+        id: u64,
+        image: RgbImage,
+        seconds: f64,
+    },
+    /// The job failed; the message says why.
+    Failed { id: u64, error: String },
+    /// The job was superseded before it finished (or before it started).
+    Cancelled { id: u64 },
+}
+
+impl Event {
+    /// The job the event belongs to, if any.
+    pub fn job(&self) -> Option<u64> {
+        match self {
+            Event::Unavailable(_) => None,
+            Event::Token { id, .. }
+            | Event::Preview { id, .. }
+            | Event::Finished { id, .. }
+            | Event::Failed { id, .. }
+            | Event::Cancelled { id } => Some(*id),
+        }
+    }
+}
+
+/// A handle on the worker thread.
+pub struct Worker {
+    commands: Sender<Command>,
+    events: Receiver<Event>,
+    latest: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts the thread; `open` builds the engine there (models load lazily), and
+    /// `notify` is called after every event (the editor passes `request_repaint`).
+    pub fn spawn(
+        open: impl FnOnce() -> Result<Engine, EngineError> + Send + 'static,
+        notify: impl Fn() + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let (commands, inbox) = mpsc::channel();
+        let (outbox, events) = mpsc::channel();
+        let latest = Arc::new(AtomicU64::new(0));
+        let shared = Arc::clone(&latest);
+        let thread = std::thread::Builder::new()
+            .name("tessera-worker".into())
+            .spawn(move || {
+                let send = |event: Event| {
+                    let _ = outbox.send(event);
+                    notify();
+                };
+                match open() {
+                    Ok(engine) => serve(engine, &inbox, &shared, &send),
+                    Err(err) => send(Event::Unavailable(err.to_string())),
+                }
+            })?;
+        Ok(Self {
+            commands,
+            events,
+            latest,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues an edit and returns its id; any earlier job is cancelled.
+    pub fn edit(&self, request: EditRequest) -> u64 {
+        let id = self.latest.fetch_add(1, Ordering::SeqCst) + 1;
+        let _ = self.commands.send(Command::Edit {
+            id,
+            request: Box::new(request),
+        });
+        id
+    }
+
+    /// Cancels whatever runs or waits.
+    pub fn cancel(&self) {
+        self.latest.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The events that arrived since the last call.
+    pub fn events(&self) -> Vec<Event> {
+        self.events.try_iter().collect()
+    }
+
+    /// Waits for the next event (for the command line and tests).
+    pub fn next_event(&self, timeout: std::time::Duration) -> Option<Event> {
+        self.events.recv_timeout(timeout).ok()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.cancel();
+        let _ = self.commands.send(Command::Shutdown);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The thread's loop: take the newest job, run it while it is still the latest.
+fn serve(mut engine: Engine, inbox: &Receiver<Command>, latest: &AtomicU64, send: &dyn Fn(Event)) {
+    while let Ok(command) = inbox.recv() {
+        let Command::Edit { id, request } = command else {
+            return;
+        };
+        if id != latest.load(Ordering::SeqCst) {
+            send(Event::Cancelled { id });
+            continue;
+        }
+        let start = Instant::now();
+        let result = engine.edit(&request, &mut |progress| {
+            if latest.load(Ordering::SeqCst) != id {
+                return ControlFlow::Break(());
+            }
+            send(match progress {
+                EditProgress::Token { grid, done, total } => Event::Token {
+                    id,
+                    grid,
+                    done,
+                    total,
+                },
+                EditProgress::Preview(image) => Event::Preview { id, image },
+            });
+            ControlFlow::Continue(())
+        });
+        send(match result {
+            Ok(image) => Event::Finished {
+                id,
+                image,
+                seconds: start.elapsed().as_secs_f64(),
+            },
+            Err(EngineError::Cancelled) => Event::Cancelled { id },
+            Err(err) => Event::Failed {
+                id,
+                error: err.to_string(),
+            },
+        });
+    }
+}

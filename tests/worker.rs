@@ -1,0 +1,88 @@
+//! The background worker: the latest job wins, and a worker without models says so.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use image::{GrayImage, Luma};
+use tessera::backend::BackendChoice;
+use tessera::data::faces::load_folder;
+use tessera::engine::{EditRequest, Engine, Method};
+use tessera::ilat::sample::Sampling;
+use tessera::worker::{Event, Worker};
+
+#[test]
+fn a_burst_of_jobs_ends_with_the_last_ones_result_only() {
+    let models = common::tiny_models("worker-burst");
+    let worker = Worker::spawn(move || Engine::new(&models, BackendChoice::Cpu), || {})
+        .expect("worker thread");
+    let face = load_folder(&common::sample_faces(), 64)
+        .expect("samples")
+        .remove(0);
+    let mask = GrayImage::from_fn(64, 64, |x, y| {
+        Luma([if (16..48).contains(&x) && (20..40).contains(&y) {
+            255
+        } else {
+            0
+        }])
+    });
+    let ids: Vec<u64> = (0..20)
+        .map(|seed| {
+            worker.edit(EditRequest {
+                image: face.clone(),
+                mask: mask.clone(),
+                sketch: None,
+                method: Method::Ilat,
+                sampling: Sampling {
+                    seed,
+                    ..Sampling::default()
+                },
+            })
+        })
+        .collect();
+    let last = *ids.last().expect("ids");
+    let mut ends: HashMap<u64, &'static str> = HashMap::new();
+    while ends.len() < ids.len() {
+        let event = worker
+            .next_event(Duration::from_secs(120))
+            .expect("the worker answers every job");
+        let end = match &event {
+            Event::Finished { image, .. } => {
+                assert_eq!(image.dimensions(), (64, 64));
+                "finished"
+            }
+            Event::Cancelled { .. } => "cancelled",
+            Event::Failed { error, .. } => panic!("job failed: {error}"),
+            Event::Unavailable(why) => panic!("no engine: {why}"),
+            Event::Token { id, .. } | Event::Preview { id, .. } => {
+                assert!(!ends.contains_key(id), "progress after the end of job {id}");
+                continue;
+            }
+        };
+        let id = event.job().expect("a job event");
+        assert!(ends.insert(id, end).is_none(), "job {id} ended twice");
+    }
+    for id in &ids {
+        let expected = if *id == last { "finished" } else { "cancelled" };
+        assert_eq!(ends[id], expected, "job {id}");
+    }
+}
+
+#[test]
+fn a_worker_without_models_says_why() {
+    let empty = common::temp_dir("worker-empty");
+    let worker = Worker::spawn(
+        move || {
+            let mut engine = Engine::new(&empty, BackendChoice::Cpu)?;
+            engine.prepare(Method::Ilat)?;
+            Ok(engine)
+        },
+        || {},
+    )
+    .expect("worker thread");
+    match worker.next_event(Duration::from_secs(30)) {
+        Some(Event::Unavailable(why)) => assert!(why.contains("missing"), "{why}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
