@@ -87,9 +87,11 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name("tessera-worker".into())
             .spawn(move || {
+                // When the editor has gone, nobody listens: the job ends unheard.
                 let send = |event: Event| {
-                    let _ = outbox.send(event);
-                    notify();
+                    if outbox.send(event).is_ok() {
+                        notify();
+                    }
                 };
                 match open() {
                     Ok(engine) => serve(engine, &inbox, &shared, &send),
@@ -107,10 +109,13 @@ impl Worker {
     /// Queues an edit and returns its id; any earlier job is cancelled.
     pub fn edit(&self, request: EditRequest) -> u64 {
         let id = self.latest.fetch_add(1, Ordering::SeqCst) + 1;
-        let _ = self.commands.send(Command::Edit {
+        let command = Command::Edit {
             id,
             request: Box::new(request),
-        });
+        };
+        if self.commands.send(command).is_err() {
+            tracing::warn!("the worker thread has stopped; job {id} will not run");
+        }
         id
     }
 
@@ -133,9 +138,12 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         self.cancel();
-        let _ = self.commands.send(Command::Shutdown);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        // A worker that already stopped needs no shutdown command.
+        if self.commands.send(Command::Shutdown).is_ok()
+            && let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the worker thread panicked");
         }
     }
 }
