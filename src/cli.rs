@@ -27,7 +27,11 @@ pub struct Opts {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Open the editor.
-    Gui,
+    Gui {
+        /// Picture to open (default: a sample face).
+        #[arg(long, value_name = "FILE")]
+        image: Option<PathBuf>,
+    },
     /// Check the fetched data.
     Data(DataOpts),
     /// Train a model.

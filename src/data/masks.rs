@@ -42,13 +42,13 @@ fn stroke(mask: &mut GrayImage, rng: &mut impl Rng) {
             (x + angle.cos() * length).clamp(0.0, size - 1.0),
             (y + angle.sin() * length).clamp(0.0, size - 1.0),
         );
-        segment(mask, (x, y), (nx, ny), radius);
+        segment(mask, (x, y), (nx, ny), radius, 255);
         (x, y) = (nx, ny);
     }
 }
 
-/// Paints a segment with round caps.
-pub fn segment(mask: &mut GrayImage, from: (f32, f32), to: (f32, f32), radius: f32) {
+/// Paints a segment with round caps in `value`.
+pub fn segment(mask: &mut GrayImage, from: (f32, f32), to: (f32, f32), radius: f32, value: u8) {
     let steps =
         ((to.0 - from.0).hypot(to.1 - from.1) / (radius * 0.5).max(0.5)).ceil() as usize + 1;
     for i in 0..=steps {
@@ -58,11 +58,12 @@ pub fn segment(mask: &mut GrayImage, from: (f32, f32), to: (f32, f32), radius: f
             from.0 + (to.0 - from.0) * t,
             from.1 + (to.1 - from.1) * t,
             radius,
+            value,
         );
     }
 }
 
-fn disc(mask: &mut GrayImage, cx: f32, cy: f32, radius: f32) {
+fn disc(mask: &mut GrayImage, cx: f32, cy: f32, radius: f32, value: u8) {
     let (w, h) = mask.dimensions();
     let x0 = (cx - radius).floor().max(0.0) as u32;
     let y0 = (cy - radius).floor().max(0.0) as u32;
@@ -71,7 +72,7 @@ fn disc(mask: &mut GrayImage, cx: f32, cy: f32, radius: f32) {
     for y in y0..=y1 {
         for x in x0..=x1 {
             if (x as f32 + 0.5 - cx).hypot(y as f32 + 0.5 - cy) <= radius {
-                mask.put_pixel(x, y, Luma([255]));
+                mask.put_pixel(x, y, Luma([value]));
             }
         }
     }

@@ -83,7 +83,7 @@ pub fn drop_strokes(sketch: &mut GrayImage, mask: &GrayImage, rng: &mut impl ran
                 rng.random_range(0.0..w as f32),
                 rng.random_range(0.0..h as f32),
             );
-            crate::data::masks::segment(&mut erase, (x, y), (x, y), radius);
+            crate::data::masks::segment(&mut erase, (x, y), (x, y), radius, 255);
         }
     }
     for (x, y, pixel) in sketch.enumerate_pixels_mut() {

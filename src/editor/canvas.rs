@@ -1,0 +1,166 @@
+//! The canvas widget: the picture fitted to the panel, zoom (wheel) and pan (middle
+//! drag), the mask as a tinted overlay, the sketch strokes on top, and the brush
+//! outline under the pointer. It paints nothing itself: it reports strokes in picture
+//! pixels and the editor applies them.
+
+use eframe::egui;
+use egui::{
+    Color32, ColorImage, PointerButton, Pos2, Rect, Sense, Stroke, TextureHandle, TextureOptions,
+    Vec2,
+};
+use image::{GrayImage, RgbImage};
+
+/// What the pointer did on the canvas this frame, in picture pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StrokeEvent {
+    /// Paint (or with `erase`, clear) a segment.
+    Segment {
+        from: (f32, f32),
+        to: (f32, f32),
+        erase: bool,
+    },
+    /// The button was released: the stroke is complete.
+    End,
+}
+
+/// The pictures the canvas shows, and a revision that changes whenever any of them does.
+pub struct Pictures<'a> {
+    pub image: &'a RgbImage,
+    pub mask: &'a GrayImage,
+    pub sketch: &'a GrayImage,
+    pub revision: u64,
+}
+
+/// Zoom, pan, the uploaded textures and the stroke in progress.
+#[derive(Default)]
+pub struct CanvasView {
+    /// 1 = the picture fits the panel.
+    zoom: f32,
+    /// Offset of the picture's centre from the panel's, in points.
+    pan: Vec2,
+    textures: Option<(u64, [TextureHandle; 3])>,
+    /// Last pointer position of the stroke in progress, in picture pixels.
+    last: Option<(f32, f32)>,
+}
+
+/// Mask tint: a translucent red, as most inpainting tools show it.
+const MASK_TINT: [u8; 4] = [230, 40, 60, 120];
+
+impl CanvasView {
+    /// Shows the pictures and returns this frame's strokes. `brush` is the brush radius
+    /// in picture pixels.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        pictures: &Pictures<'_>,
+        brush: f32,
+        show_mask: bool,
+    ) -> Vec<StrokeEvent> {
+        if self.zoom <= 0.0 {
+            self.zoom = 1.0;
+        }
+        let (response, painter) = ui.allocate_painter(ui.available_size(), Sense::click_and_drag());
+        let (w, h) = pictures.image.dimensions();
+        let fit = (response.rect.width() / w as f32).min(response.rect.height() / h as f32);
+        if response.dragged_by(PointerButton::Middle) {
+            self.pan += response.drag_delta();
+        }
+        if response.hovered() {
+            let scroll = ui.input(|i| i.smooth_scroll_delta.y);
+            if scroll != 0.0 {
+                let old = self.zoom;
+                self.zoom = (self.zoom * (scroll * 0.002).exp()).clamp(0.1, 64.0);
+                // Zoom about the pointer: the picture point under it stays put.
+                if let Some(pointer) = response.hover_pos() {
+                    let centre = response.rect.center() + self.pan;
+                    self.pan += (pointer - centre) * (1.0 - self.zoom / old);
+                }
+            }
+        }
+        let scale = fit * self.zoom;
+        let shown = Rect::from_center_size(
+            response.rect.center() + self.pan,
+            Vec2::new(w as f32, h as f32) * scale,
+        );
+        let to_picture = |p: Pos2| ((p.x - shown.min.x) / scale, (p.y - shown.min.y) / scale);
+        let textures = self.textures(ui.ctx(), pictures);
+        let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
+        painter.image(textures[0].id(), shown, uv, Color32::WHITE);
+        if show_mask {
+            painter.image(textures[1].id(), shown, uv, Color32::WHITE);
+        }
+        painter.image(textures[2].id(), shown, uv, Color32::WHITE);
+        if let Some(pointer) = response.hover_pos().or(response.interact_pointer_pos()) {
+            painter.circle_stroke(pointer, brush * scale, Stroke::new(1.0, Color32::WHITE));
+            painter.circle_stroke(
+                pointer,
+                brush * scale + 1.0,
+                Stroke::new(1.0, Color32::BLACK),
+            );
+        }
+        self.strokes(ui, &response, to_picture)
+    }
+
+    /// Turns the pointer into segments: the primary button paints, the secondary one
+    /// erases; the stroke continues when the pointer leaves the canvas.
+    fn strokes(
+        &mut self,
+        ui: &egui::Ui,
+        response: &egui::Response,
+        to_picture: impl Fn(Pos2) -> (f32, f32),
+    ) -> Vec<StrokeEvent> {
+        let (primary, secondary) =
+            ui.input(|i| (i.pointer.primary_down(), i.pointer.secondary_down()));
+        match response.interact_pointer_pos() {
+            Some(pointer) if primary || secondary => {
+                let to = to_picture(pointer);
+                let from = self.last.replace(to).unwrap_or(to);
+                vec![StrokeEvent::Segment {
+                    from,
+                    to,
+                    erase: secondary && !primary,
+                }]
+            }
+            _ => match self.last.take() {
+                Some(_) => vec![StrokeEvent::End],
+                None => Vec::new(),
+            },
+        }
+    }
+
+    /// The picture, mask tint and sketch textures, uploaded again when the revision
+    /// changed.
+    fn textures(&mut self, ctx: &egui::Context, pictures: &Pictures<'_>) -> [TextureHandle; 3] {
+        match &self.textures {
+            Some((revision, textures)) if *revision == pictures.revision => textures.clone(),
+            _ => {
+                let (w, h) = pictures.image.dimensions();
+                let size = [w as usize, h as usize];
+                let options = TextureOptions::NEAREST;
+                let image = ColorImage::from_rgb(size, pictures.image.as_raw());
+                let overlay = |on: &dyn Fn(u8) -> bool, color: [u8; 4], layer: &GrayImage| {
+                    let rgba: Vec<u8> = layer
+                        .pixels()
+                        .flat_map(|p| if on(p.0[0]) { color } else { [0; 4] })
+                        .collect();
+                    ColorImage::from_rgba_unmultiplied(size, &rgba)
+                };
+                let textures = [
+                    ctx.load_texture("canvas-image", image, options),
+                    ctx.load_texture(
+                        "canvas-mask",
+                        overlay(&|v| v >= 128, MASK_TINT, pictures.mask),
+                        options,
+                    ),
+                    ctx.load_texture(
+                        "canvas-sketch",
+                        overlay(&|v| v < 128, [20, 20, 20, 255], pictures.sketch),
+                        options,
+                    ),
+                ];
+                self.textures = Some((pictures.revision, textures.clone()));
+                textures
+            }
+        }
+    }
+}

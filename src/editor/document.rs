@@ -1,0 +1,93 @@
+//! What a person edits: the picture, the mask over it (white = regenerate) and their
+//! sketch strokes (dark on white), all the same size.
+
+use image::{GrayImage, Luma, RgbImage};
+
+use crate::data::masks::segment;
+
+/// The layers a brush paints on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Layer {
+    /// What to regenerate.
+    Mask,
+    /// Guidance strokes.
+    Sketch,
+}
+
+/// The picture and what is painted over it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// The picture.
+    pub image: RgbImage,
+    /// 255 where the picture is to be regenerated.
+    pub mask: GrayImage,
+    /// 0 on strokes, 255 elsewhere.
+    pub sketch: GrayImage,
+}
+
+impl Document {
+    /// A picture with nothing painted over it.
+    pub fn new(image: RgbImage) -> Self {
+        let (w, h) = image.dimensions();
+        Self {
+            image,
+            mask: GrayImage::new(w, h),
+            sketch: GrayImage::from_pixel(w, h, Luma([255])),
+        }
+    }
+
+    /// Paints (or with `erase`, clears) a round-capped segment on `layer`, in picture
+    /// pixels. Points outside the picture still paint up to its edge.
+    pub fn paint(
+        &mut self,
+        layer: Layer,
+        from: (f32, f32),
+        to: (f32, f32),
+        radius: f32,
+        erase: bool,
+    ) {
+        let (target, on) = match layer {
+            Layer::Mask => (&mut self.mask, if erase { 0 } else { 255 }),
+            Layer::Sketch => (&mut self.sketch, if erase { 255 } else { 0 }),
+        };
+        segment(target, from, to, radius.max(0.5), on);
+    }
+
+    /// Whether anything is masked.
+    pub fn has_mask(&self) -> bool {
+        self.mask.pixels().any(|p| p.0[0] >= 128)
+    }
+
+    /// Whether any stroke is drawn.
+    pub fn has_sketch(&self) -> bool {
+        self.sketch.pixels().any(|p| p.0[0] < 128)
+    }
+
+    /// Bytes held, for the history's budget.
+    pub fn bytes(&self) -> usize {
+        self.image.as_raw().len() + self.mask.as_raw().len() + self.sketch.as_raw().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn painting_and_erasing_touch_only_the_layer_under_the_brush() {
+        let mut doc = Document::new(RgbImage::new(20, 10));
+        doc.paint(Layer::Mask, (2.0, 5.0), (17.0, 5.0), 2.0, false);
+        assert_eq!(doc.mask.get_pixel(10, 5).0[0], 255);
+        assert_eq!(doc.mask.get_pixel(10, 0).0[0], 0);
+        assert!(!doc.has_sketch());
+        doc.paint(Layer::Mask, (10.0, 0.0), (10.0, 10.0), 3.0, true);
+        assert_eq!(doc.mask.get_pixel(10, 5).0[0], 0);
+        assert_eq!(doc.mask.get_pixel(3, 5).0[0], 255);
+        doc.paint(Layer::Sketch, (-5.0, 2.0), (5.0, 2.0), 1.0, false);
+        assert_eq!(
+            doc.sketch.get_pixel(0, 2).0[0],
+            0,
+            "strokes from outside reach the edge"
+        );
+    }
+}
