@@ -121,9 +121,9 @@ impl Region {
     }
 
     /// Puts `edited` (the region at the models' side) back into `original`: resampled
-    /// to the region's size and blended in only where `mask` is on, fully from
-    /// `feather` pixels inside the mask's edge on. Pixels outside the mask are copied
-    /// unchanged.
+    /// to the region's size and blended in only where `mask` is on inside the region,
+    /// fully from `feather` pixels inside the mask's edge on (the edge as seen within
+    /// the region). Pixels outside the mask are copied unchanged.
     pub fn composite(
         &self,
         original: &RgbImage,
@@ -136,20 +136,23 @@ impl Region {
         } else {
             imageops::resize(edited, self.side, self.side, FilterType::Lanczos3)
         };
-        let depth = inside_distance(mask);
-        let w = original.width();
+        // Only the region's part of the picture can change: work there alone, so a
+        // large picture costs no more than its region (and one copy).
+        let (w, h) = original.dimensions();
+        let (x0, y0) = (self.x.max(0) as u32, self.y.max(0) as u32);
+        let x1 = ((self.x + self.side as i64).max(0) as u32).min(w);
+        let y1 = ((self.y + self.side as i64).max(0) as u32).min(h);
         let mut out = original.clone();
-        for (x, y, pixel) in out.enumerate_pixels_mut() {
-            let d = depth[(y * w + x) as usize];
-            if d == 0 {
-                continue;
-            }
-            let (u, v) = (x as i64 - self.x, y as i64 - self.y);
-            if u < 0 || v < 0 || u >= self.side as i64 || v >= self.side as i64 {
-                continue;
-            }
+        if x1 <= x0 || y1 <= y0 {
+            return out;
+        }
+        let window = imageops::crop_imm(mask, x0, y0, x1 - x0, y1 - y0).to_image();
+        let depth = inside_distance(&window);
+        for (i, d) in depth.into_iter().enumerate().filter(|(_, d)| *d > 0) {
+            let (x, y) = (x0 + i as u32 % (x1 - x0), y0 + i as u32 / (x1 - x0));
             let alpha = (d as f32 / feather.max(1.0)).min(1.0);
-            let new = patch.get_pixel(u as u32, v as u32);
+            let new = patch.get_pixel((x as i64 - self.x) as u32, (y as i64 - self.y) as u32);
+            let pixel = out.get_pixel_mut(x, y);
             for c in 0..3 {
                 let blended = alpha * new.0[c] as f32 + (1.0 - alpha) * pixel.0[c] as f32;
                 pixel.0[c] = blended.round().clamp(0.0, 255.0) as u8;
