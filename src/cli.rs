@@ -31,6 +31,10 @@ pub enum Command {
         /// Picture to open (default: a sample face).
         #[arg(long, value_name = "FILE")]
         image: Option<PathBuf>,
+        /// Scripted run: edit the sample face's mouth, save a screenshot of the
+        /// window to FILE and close (logs frame times while the edit runs).
+        #[arg(long, value_name = "FILE")]
+        demo: Option<PathBuf>,
     },
     /// Check the fetched data.
     Data(DataOpts),

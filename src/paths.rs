@@ -22,7 +22,13 @@ pub fn runs_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("runs")
 }
 
-/// The sample faces shipped in `assets/` (held-out CelebA faces, 64x64).
+/// The shipped samples (`assets/samples/`): `faces/` (held-out CelebA faces, 64x64),
+/// `edit/` (a mask and a sketch for one of them), `people/`, `imagenet/`.
+pub fn samples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/samples")
+}
+
+/// The sample faces.
 pub fn sample_faces() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/samples/faces")
+    samples().join("faces")
 }

@@ -23,7 +23,10 @@ use crate::{backend, bench, data, evaluate, paths, report};
 /// Runs the command the options name.
 pub fn run(opts: Opts) -> anyhow::Result<()> {
     let models = opts.models.clone().unwrap_or_else(paths::models_dir);
-    match opts.command.unwrap_or(Command::Gui { image: None }) {
+    match opts.command.unwrap_or(Command::Gui {
+        image: None,
+        demo: None,
+    }) {
         Command::Data(d) => match d.command {
             DataCommand::Check => data_check(),
         },
@@ -80,7 +83,9 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
                 report::emit("One 64x64 face edit, 10 % mask", &result, json)
             }
         },
-        Command::Gui { image } => crate::editor::run(models, opts.backend, image.as_deref()),
+        Command::Gui { image, demo } => {
+            crate::editor::run(models, opts.backend, image.as_deref(), demo)
+        }
         Command::Sample | Command::Repose => {
             bail!("this command is not available yet: see `tessera --help` for what is")
         }

@@ -9,6 +9,7 @@ use egui::{Key, KeyboardShortcut, Modifiers};
 use image::RgbImage;
 
 use super::canvas::{CanvasView, Pictures, StrokeEvent};
+use super::demo::{Demo, DemoAction};
 use super::document::{Document, Layer};
 use super::history::History;
 use crate::backend::BackendChoice;
@@ -56,6 +57,8 @@ pub struct EditorApp {
     status: String,
     /// Whether the stroke in progress has been recorded in the history.
     stroke_recorded: bool,
+    /// A scripted run, if one drives the editor.
+    demo: Option<Demo>,
 }
 
 impl EditorApp {
@@ -80,7 +83,14 @@ impl EditorApp {
             show_before: false,
             status: "paint a mask over what to regenerate, then Generate (G)".into(),
             stroke_recorded: false,
+            demo: None,
         }
+    }
+
+    /// Lets a scripted run drive the editor (`tessera gui --demo`).
+    pub fn with_demo(mut self, demo: Demo) -> Self {
+        self.demo = Some(demo);
+        self
     }
 
     /// The document being edited.
@@ -101,10 +111,32 @@ impl EditorApp {
     /// The whole window.
     pub fn ui(&mut self, ui: &mut egui::Ui) {
         self.read_events();
+        self.run_demo(ui.ctx());
         self.shortcuts(ui);
         egui::Panel::top("toolbar").show(ui, |ui| self.toolbar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         egui::CentralPanel::default().show(ui, |ui| self.canvas(ui));
+    }
+
+    fn run_demo(&mut self, ctx: &egui::Context) {
+        let busy = self.busy();
+        let Some(demo) = &mut self.demo else {
+            return;
+        };
+        if let DemoAction::Edit(mask, sketch) = demo.frame(ctx, busy) {
+            let fits = mask.dimensions() == self.document.mask.dimensions();
+            if !fits {
+                self.status = "the demo mask does not fit the picture".into();
+                return;
+            }
+            self.change(|doc| {
+                doc.mask = mask;
+                if let Some(sketch) = sketch {
+                    doc.sketch = sketch;
+                }
+            });
+            self.generate(ctx);
+        }
     }
 
     fn toolbar(&mut self, ui: &mut egui::Ui) {

@@ -2,27 +2,50 @@
 //! models regenerate the masked part on a background worker.
 //!
 //! Still to come (the editor issue): open/save dialogs and drag-and-drop, the project
-//! file with autosave, several candidates, pose and sample tools, zoom-independent
-//! feathered compositing in WGSL, the scripted demo mode.
+//! file with autosave, several candidates, pose and sample tools, the WGSL canvas
+//! shaders.
 
 use eframe::egui;
 mod app;
 mod canvas;
+mod demo;
 pub mod document;
 pub mod history;
 
 use std::path::{Path, PathBuf};
 
 pub use app::EditorApp;
+pub use demo::Demo;
 
 use crate::backend::BackendChoice;
 
-/// Opens the editor window on `image` (default: a sample face).
-pub fn run(models: PathBuf, backend: BackendChoice, image: Option<&Path>) -> anyhow::Result<()> {
-    let path = image
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| crate::paths::sample_faces().join("000910.png"));
+/// Opens the editor window on `image` (default: a sample face). With `demo`, a scripted
+/// run edits the sample face and writes a screenshot to that path.
+pub fn run(
+    models: PathBuf,
+    backend: BackendChoice,
+    image: Option<&Path>,
+    demo: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let sample = crate::paths::sample_faces().join("000910.png");
+    let path = match (&demo, image) {
+        (None, Some(image)) => image.to_path_buf(),
+        _ => sample,
+    };
     let picture = crate::data::convert::open_image(&path)?.to_rgb8();
+    let demo = match demo {
+        Some(screenshot) => {
+            let edit = crate::paths::samples().join("edit");
+            let mask = crate::data::convert::open_image(&edit.join("000910-mask.png"))?;
+            let sketch = crate::data::convert::open_image(&edit.join("000910-smile.png"))?;
+            Some(Demo::new(
+                mask.to_luma8(),
+                Some(sketch.to_luma8()),
+                screenshot,
+            ))
+        }
+        None => None,
+    };
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("Tessera")
@@ -32,7 +55,13 @@ pub fn run(models: PathBuf, backend: BackendChoice, image: Option<&Path>) -> any
     eframe::run_native(
         "Tessera",
         options,
-        Box::new(move |_| Ok(Box::new(EditorApp::new(picture, models, backend)))),
+        Box::new(move |_| {
+            let app = EditorApp::new(picture, models, backend);
+            Ok(Box::new(match demo {
+                Some(demo) => app.with_demo(demo),
+                None => app,
+            }))
+        }),
     )
     .map_err(|err| anyhow::anyhow!("the editor window could not open: {err}"))
 }
