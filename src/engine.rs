@@ -159,7 +159,10 @@ impl Engine {
         if !self.token_models.iter().any(|(n, _)| *n == name) {
             let (model, config) = Ilat::load(&self.models_dir, name, &self.backend.device)?;
             let (_, tokenizer) = self.vqgan()?;
-            if config.vocab != tokenizer.codebook_size || config.grid != tokenizer.grid() {
+            if config.vocab != tokenizer.codebook_size
+                || config.grid != tokenizer.grid()
+                || config.patch != tokenizer.factor()
+            {
                 return Err(EngineError::Model(StoreError::Mismatch {
                     weights: self.models_dir.join(format!("{name}.bpk")),
                     config: self.models_dir.join("vqgan.json"),

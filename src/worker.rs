@@ -6,6 +6,7 @@
 //! editor ignores what belongs to a job it has moved past.
 
 use std::ops::ControlFlow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -159,21 +160,25 @@ fn serve(mut engine: Engine, inbox: &Receiver<Command>, latest: &AtomicU64, send
             continue;
         }
         let start = Instant::now();
-        let result = engine.edit(&request, &mut |progress| {
-            if latest.load(Ordering::SeqCst) != id {
-                return ControlFlow::Break(());
-            }
-            send(match progress {
-                EditProgress::Token { grid, done, total } => Event::Token {
-                    id,
-                    grid,
-                    done,
-                    total,
-                },
-                EditProgress::Preview(image) => Event::Preview { id, image },
-            });
-            ControlFlow::Continue(())
-        });
+        // A bug in a model must not take the editor down: the job fails, the next runs.
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            engine.edit(&request, &mut |progress| {
+                if latest.load(Ordering::SeqCst) != id {
+                    return ControlFlow::Break(());
+                }
+                send(match progress {
+                    EditProgress::Token { grid, done, total } => Event::Token {
+                        id,
+                        grid,
+                        done,
+                        total,
+                    },
+                    EditProgress::Preview(image) => Event::Preview { id, image },
+                });
+                ControlFlow::Continue(())
+            })
+        }))
+        .unwrap_or_else(|panic| Err(EngineError::Input(panic_message(&*panic))));
         send(match result {
             Ok(image) => Event::Finished {
                 id,
@@ -187,4 +192,14 @@ fn serve(mut engine: Engine, inbox: &Receiver<Command>, latest: &AtomicU64, send
             },
         });
     }
+}
+
+/// What a caught panic said.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".into());
+    format!("internal error (a bug; please report it): {text}")
 }

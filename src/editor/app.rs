@@ -23,6 +23,11 @@ const REDO: KeyboardShortcut =
     KeyboardShortcut::new(Modifiers::COMMAND.plus(Modifiers::SHIFT), Key::Z);
 const GENERATE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::G);
 
+/// The canvas's pictures, as indices into the revisions.
+const PICTURE: usize = 0;
+const MASK: usize = 1;
+const SKETCH: usize = 2;
+
 /// The job the worker runs for us.
 struct Job {
     id: u64,
@@ -35,8 +40,8 @@ struct Job {
 /// The editor's state.
 pub struct EditorApp {
     document: Document,
-    /// Changes whenever what the canvas shows changes.
-    revision: u64,
+    /// Revisions of the picture shown, the mask and the sketch (see `Pictures`).
+    revisions: [u64; 3],
     history: History,
     view: CanvasView,
     tool: Layer,
@@ -66,7 +71,7 @@ impl EditorApp {
     pub fn new(image: RgbImage, models: PathBuf, backend: BackendChoice) -> Self {
         Self {
             document: Document::new(image),
-            revision: 0,
+            revisions: [0; 3],
             history: History::new(),
             view: CanvasView::default(),
             tool: Layer::Mask,
@@ -178,9 +183,7 @@ impl EditorApp {
                 self.generate(ui.ctx());
             }
             ui.separator();
-            if ui.checkbox(&mut self.show_mask, "Mask overlay").changed() {
-                self.revision += 1;
-            }
+            ui.checkbox(&mut self.show_mask, "Mask overlay");
             let can_compare = self.before.is_some();
             if ui
                 .add_enabled(
@@ -189,7 +192,7 @@ impl EditorApp {
                 )
                 .changed()
             {
-                self.revision += 1;
+                self.touched(PICTURE);
             }
         });
     }
@@ -221,7 +224,7 @@ impl EditorApp {
             image,
             mask: &self.document.mask,
             sketch: &self.document.sketch,
-            revision: self.revision,
+            revisions: self.revisions,
         };
         let strokes = self.view.ui(ui, &pictures, self.brush, self.show_mask);
         for stroke in strokes {
@@ -232,7 +235,10 @@ impl EditorApp {
                         self.stroke_recorded = true;
                     }
                     self.document.paint(self.tool, from, to, self.brush, erase);
-                    self.revision += 1;
+                    self.touched(match self.tool {
+                        Layer::Mask => MASK,
+                        Layer::Sketch => SKETCH,
+                    });
                 }
                 StrokeEvent::End => {
                     self.stroke_recorded = false;
@@ -268,20 +274,31 @@ impl EditorApp {
     fn change(&mut self, apply: impl FnOnce(&mut Document)) {
         self.history.record(&self.document);
         apply(&mut self.document);
-        self.revision += 1;
+        self.touched_all();
+    }
+
+    /// Marks one of the canvas's pictures as changed.
+    fn touched(&mut self, layer: usize) {
+        self.revisions[layer] += 1;
+    }
+
+    fn touched_all(&mut self) {
+        for layer in [PICTURE, MASK, SKETCH] {
+            self.touched(layer);
+        }
     }
 
     fn undo(&mut self) {
         if let Some(previous) = self.history.undo(&self.document) {
             self.document = previous;
-            self.revision += 1;
+            self.touched_all();
         }
     }
 
     fn redo(&mut self) {
         if let Some(next) = self.history.redo(&self.document) {
             self.document = next;
-            self.revision += 1;
+            self.touched_all();
         }
     }
 
@@ -343,7 +360,7 @@ impl EditorApp {
                 Event::Preview { image, .. } => {
                     if let Some(job) = &mut self.job {
                         job.preview = Some(image);
-                        self.revision += 1;
+                        self.revisions[PICTURE] += 1;
                     }
                 }
                 Event::Finished { image, seconds, .. } => {
@@ -356,8 +373,12 @@ impl EditorApp {
                 Event::Failed { error, .. } => {
                     self.status = format!("the edit failed: {error}");
                     self.job = None;
+                    self.touched(PICTURE); // the preview goes
                 }
-                Event::Cancelled { .. } => self.job = None,
+                Event::Cancelled { .. } => {
+                    self.job = None;
+                    self.touched(PICTURE);
+                }
             }
         }
     }

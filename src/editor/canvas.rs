@@ -23,12 +23,13 @@ pub enum StrokeEvent {
     End,
 }
 
-/// The pictures the canvas shows, and a revision that changes whenever any of them does.
+/// The pictures the canvas shows, each with a revision that changes whenever it does
+/// (picture, mask, sketch), so only what changed is uploaded again.
 pub struct Pictures<'a> {
     pub image: &'a RgbImage,
     pub mask: &'a GrayImage,
     pub sketch: &'a GrayImage,
-    pub revision: u64,
+    pub revisions: [u64; 3],
 }
 
 /// Zoom, pan, the uploaded textures and the stroke in progress.
@@ -38,7 +39,8 @@ pub struct CanvasView {
     zoom: f32,
     /// Offset of the picture's centre from the panel's, in points.
     pan: Vec2,
-    textures: Option<(u64, [TextureHandle; 3])>,
+    /// The uploaded picture, mask tint and sketch, with the revision each shows.
+    textures: [Option<(u64, TextureHandle)>; 3],
     /// Last pointer position of the stroke in progress, in picture pixels.
     last: Option<(f32, f32)>,
 }
@@ -128,39 +130,34 @@ impl CanvasView {
         }
     }
 
-    /// The picture, mask tint and sketch textures, uploaded again when the revision
-    /// changed.
+    /// The picture, mask tint and sketch textures; each is uploaded again when its
+    /// revision changed.
     fn textures(&mut self, ctx: &egui::Context, pictures: &Pictures<'_>) -> [TextureHandle; 3] {
-        match &self.textures {
-            Some((revision, textures)) if *revision == pictures.revision => textures.clone(),
-            _ => {
-                let (w, h) = pictures.image.dimensions();
-                let size = [w as usize, h as usize];
-                let options = TextureOptions::NEAREST;
-                let image = ColorImage::from_rgb(size, pictures.image.as_raw());
-                let overlay = |on: &dyn Fn(u8) -> bool, color: [u8; 4], layer: &GrayImage| {
-                    let rgba: Vec<u8> = layer
-                        .pixels()
-                        .flat_map(|p| if on(p.0[0]) { color } else { [0; 4] })
-                        .collect();
-                    ColorImage::from_rgba_unmultiplied(size, &rgba)
-                };
-                let textures = [
-                    ctx.load_texture("canvas-image", image, options),
-                    ctx.load_texture(
-                        "canvas-mask",
-                        overlay(&|v| v >= 128, MASK_TINT, pictures.mask),
-                        options,
-                    ),
-                    ctx.load_texture(
-                        "canvas-sketch",
-                        overlay(&|v| v < 128, [20, 20, 20, 255], pictures.sketch),
-                        options,
-                    ),
-                ];
-                self.textures = Some((pictures.revision, textures.clone()));
-                textures
+        let (w, h) = pictures.image.dimensions();
+        let size = [w as usize, h as usize];
+        let overlay = |on: &dyn Fn(u8) -> bool, color: [u8; 4], layer: &GrayImage| {
+            let rgba: Vec<u8> = layer
+                .pixels()
+                .flat_map(|p| if on(p.0[0]) { color } else { [0; 4] })
+                .collect();
+            ColorImage::from_rgba_unmultiplied(size, &rgba)
+        };
+        let build = |layer: usize| match layer {
+            0 => ColorImage::from_rgb(size, pictures.image.as_raw()),
+            1 => overlay(&|v| v >= 128, MASK_TINT, pictures.mask),
+            _ => overlay(&|v| v < 128, [20, 20, 20, 255], pictures.sketch),
+        };
+        std::array::from_fn(|layer| {
+            let revision = pictures.revisions[layer];
+            match &self.textures[layer] {
+                Some((shown, texture)) if *shown == revision => texture.clone(),
+                _ => {
+                    let name = ["canvas-image", "canvas-mask", "canvas-sketch"][layer];
+                    let texture = ctx.load_texture(name, build(layer), TextureOptions::NEAREST);
+                    self.textures[layer] = Some((revision, texture.clone()));
+                    texture
+                }
             }
-        }
+        })
     }
 }
