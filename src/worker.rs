@@ -88,15 +88,26 @@ impl Worker {
         let thread = std::thread::Builder::new()
             .name("tessera-worker".into())
             .spawn(move || {
-                // When the editor has gone, nobody listens: the job ends unheard.
-                let send = |event: Event| {
-                    if outbox.send(event).is_ok() {
-                        notify();
+                let run = move || {
+                    // When the editor has gone, nobody listens: the job ends unheard.
+                    let send = |event: Event| {
+                        if outbox.send(event).is_ok() {
+                            notify();
+                        }
+                    };
+                    match open() {
+                        Ok(engine) => serve(engine, &inbox, &shared, &send),
+                        Err(err) => send(Event::Unavailable(err.to_string())),
                     }
                 };
-                match open() {
-                    Ok(engine) => serve(engine, &inbox, &shared, &send),
-                    Err(err) => send(Event::Unavailable(err.to_string())),
+                match model_pool() {
+                    Ok(pool) => pool.install(run),
+                    Err(err) => {
+                        tracing::warn!(
+                            "no separate thread pool for the models ({err}); sharing all cores"
+                        );
+                        run();
+                    }
                 }
             })?;
         Ok(Self {
@@ -147,6 +158,16 @@ impl Drop for Worker {
             tracing::error!("the worker thread panicked");
         }
     }
+}
+
+/// The models' threads: every core but one, which stays with the window, so painting
+/// and scrolling never wait for a job (on 2 cores the models get one).
+fn model_pool() -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(cores.saturating_sub(1).max(1))
+        .thread_name(|i| format!("tessera-model-{i}"))
+        .build()
 }
 
 /// The thread's loop: take the newest job, run it while it is still the latest.
