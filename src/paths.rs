@@ -22,10 +22,15 @@ pub fn runs_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("runs")
 }
 
+/// The shipped assets (`assets/`).
+pub fn assets() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets")
+}
+
 /// The shipped samples (`assets/samples/`): `faces/` (held-out CelebA faces, 64x64),
 /// `edit/` (a mask and a sketch for one of them), `people/`, `imagenet/`.
 pub fn samples() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/samples")
+    assets().join("samples")
 }
 
 /// The sample faces.

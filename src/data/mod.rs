@@ -4,6 +4,7 @@ pub mod check;
 pub mod convert;
 pub mod faces;
 pub mod masks;
+pub mod poses;
 pub mod sketch;
 
 use std::path::PathBuf;
