@@ -25,7 +25,8 @@ use crate::vqgan::VqganConfig;
 pub struct Throughput {
     /// Backend measured.
     pub backend: String,
-    /// Mean GEMM rate over the shapes of the shared transformer's training step.
+    /// GEMM rate over the matrix products of the shared transformer's training step
+    /// (forward and backward shapes, see [`gemm_rate`]).
     pub gemm_gflops: f64,
     /// TS-VQGAN (default size), 16 images of 64x64, no mask: L1 + codebook loss.
     pub vqgan_step_seconds: f64,
@@ -71,25 +72,35 @@ pub fn throughput(backend: &Backend, model: &IlatConfig, repeat: usize) -> Throu
 /// Sequences per training step.
 const TRAIN_BATCH: usize = 8;
 
-/// GFLOP/s of `[B·T, D] x [D, n]` products for the projections of the transformer
-/// (`n` = 3D, D, 4D) and of its MLP's second layer (`[B·T, 4D] x [4D, D]`): each
-/// `2·m·k·n` FLOPs.
+/// GFLOP/s of the matrix products a training step of the shared transformer runs, at
+/// the shipped size: for each weight `W` (`[D, 3D]`, `[D, D]`, `[D, 4D]`, `[4D, D]`) the
+/// forward `X·W` with `X` of `B·T` rows, and the two backward products `G·Wᵀ` and
+/// `Xᵀ·G`, with the transposes as autodiff makes them. Each costs `2·m·k·n` FLOPs; the
+/// rate is all their FLOPs over all their (median) times.
 fn gemm_rate(backend: &Backend, model: &IlatConfig, repeat: usize) -> f64 {
     let device = &backend.device;
     let (m, d) = (TRAIN_BATCH * model.tokens(), model.d_model);
-    let shapes = [(m, d, 3 * d), (m, d, d), (m, d, 4 * d), (m, 4 * d, d)];
-    let rates: Vec<f64> = shapes
-        .iter()
-        .map(|&(m, k, n)| {
-            let a = Tensor::<2>::random([m, k], Distribution::Normal(0.0, 1.0), device);
-            let b = Tensor::<2>::random([k, n], Distribution::Normal(0.0, 1.0), device);
-            let seconds = median_time(device, repeat.max(5), || {
+    let random = |rows: usize, cols: usize| {
+        Tensor::<2>::random([rows, cols], Distribution::Normal(0.0, 1.0), device)
+    };
+    let (mut flops, mut seconds) = (0.0, 0.0);
+    for (k, n) in [(d, 3 * d), (d, d), (d, 4 * d), (4 * d, d)] {
+        let (x, w, g) = (random(m, k), random(k, n), random(m, n));
+        let products: [(Tensor<2>, Tensor<2>); 3] = [
+            (x.clone(), w.clone()),
+            (g.clone(), w.transpose()),
+            (x.transpose(), g),
+        ];
+        for (a, b) in products {
+            let [rows, inner] = a.dims();
+            let cols = b.dims()[1];
+            seconds += median_time(device, repeat.max(5), || {
                 std::hint::black_box(a.clone().matmul(b.clone()));
             });
-            2.0 * (m * k * n) as f64 / seconds / 1e9
-        })
-        .collect();
-    rates.iter().sum::<f64>() / rates.len() as f64
+            flops += 2.0 * (rows * inner * cols) as f64;
+        }
+    }
+    flops / seconds / 1e9
 }
 
 /// Analytic FLOPs of one training step (forward + backward = 3x forward). Per token
