@@ -128,7 +128,11 @@ impl EditorApp {
         let Some(demo) = &mut self.demo else {
             return;
         };
-        if let DemoAction::Edit(mask, sketch) = demo.frame(ctx, busy) {
+        let action = demo.frame(ctx, busy);
+        if let DemoAction::HideMask = action {
+            self.show_mask = false;
+        }
+        if let DemoAction::Edit(mask, sketch) = action {
             let fits = mask.dimensions() == self.document.mask.dimensions();
             if !fits {
                 self.status = "the demo mask does not fit the picture".into();

@@ -35,6 +35,8 @@ pub enum DemoAction {
     Wait,
     /// Paint this mask and sketch, then generate.
     Edit(GrayImage, Option<GrayImage>),
+    /// Hide the mask tint, so the screenshot shows the result.
+    HideMask,
 }
 
 impl Demo {
@@ -66,6 +68,7 @@ impl Demo {
             Stage::Generating if !busy => {
                 self.report();
                 self.stage = Stage::Settle(5);
+                return DemoAction::HideMask;
             }
             Stage::Settle(0) => {
                 self.stage = Stage::Shot;
