@@ -7,7 +7,7 @@ use burn::config::Config;
 
 use crate::cli::{
     BenchWhat, Command, DataCommand, EditOpts, EvalModel, Opts, SketchInputArg, TokenTrainOpts,
-    TrainModel, VqganTrainOpts,
+    TrainCommon, TrainModel, VqganTrainOpts,
 };
 use crate::ilat::model::{IlatConfig, SketchInput};
 use crate::ilat::train::{IlatTrainingConfig, IlatTrainingPaths, Objective};
@@ -128,12 +128,7 @@ fn train_vqgan(
             .with_context(|| format!("reading {}", path.display()))?,
         None => VqganTrainingConfig::new(VqganConfig::new(), DiscriminatorConfig::new()),
     };
-    if let Some(steps) = opts.common.steps {
-        config.steps = steps;
-    }
-    if let Some(batch) = opts.common.batch {
-        config.batch = batch;
-    }
+    overrides(&opts.common, &mut config.steps, &mut config.batch);
     let data = paths::data_dir();
     let train_paths = VqganTrainingPaths {
         train: data.join("faces/train"),
@@ -174,12 +169,7 @@ fn train_tokens(
             config.objective
         );
     }
-    if let Some(steps) = opts.common.steps {
-        config.steps = steps;
-    }
-    if let Some(batch) = opts.common.batch {
-        config.batch = batch;
-    }
+    overrides(&opts.common, &mut config.steps, &mut config.batch);
     if let Some(input) = opts.sketch_input {
         config.model.sketch = match input {
             SketchInputArg::Aligned => SketchInput::Aligned,
@@ -284,5 +274,15 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
+    }
+}
+
+/// `--steps` and `--batch` over a training configuration's values.
+fn overrides(common: &TrainCommon, steps: &mut usize, batch: &mut usize) {
+    if let Some(value) = common.steps {
+        *steps = value;
+    }
+    if let Some(value) = common.batch {
+        *batch = value;
     }
 }

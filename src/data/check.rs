@@ -37,7 +37,7 @@ pub fn check(data: &Path) -> Vec<Piece> {
             }
         })
         .collect();
-    pieces.push(pose_piece());
+    pieces.extend(pose_pieces());
     match std::fs::read_to_string(data.join("CHECKSUMS")) {
         Ok(text) => pieces.extend(text.lines().filter_map(|line| check_file_line(data, line))),
         Err(_) => pieces.push(Piece {
@@ -55,14 +55,29 @@ pub fn check(data: &Path) -> Vec<Piece> {
 /// dance) and 137 of the 230 Sports2D frames.
 const POSE_FRAMES: usize = 925;
 
-fn pose_piece() -> Piece {
-    let found = super::poses::load(&super::poses::keypoints_path())
-        .map_or_else(|err| err.to_string(), |frames| frames.len().to_string());
-    Piece {
-        path: "assets/poses/keypoints.json (frames with a person)".into(),
-        ok: found == POSE_FRAMES.to_string(),
+/// Of those, the frames held out for testing (the last fifth of each video).
+const POSE_TEST_FRAMES: usize = 187;
+
+fn pose_pieces() -> Vec<Piece> {
+    let piece = |path: &str, found: String, expected: usize| Piece {
+        path: path.into(),
+        ok: found == expected.to_string(),
         found,
-        expected: POSE_FRAMES.to_string(),
+        expected: expected.to_string(),
+    };
+    match super::poses::load(&super::poses::keypoints_path()) {
+        Ok(frames) => {
+            let (_, test) = super::poses::split(&frames);
+            vec![
+                piece(
+                    "poses: frames with a person",
+                    frames.len().to_string(),
+                    POSE_FRAMES,
+                ),
+                piece("poses: held out", test.len().to_string(), POSE_TEST_FRAMES),
+            ]
+        }
+        Err(err) => vec![piece("poses: keypoints", err.to_string(), POSE_FRAMES)],
     }
 }
 

@@ -10,41 +10,6 @@ use serde::Deserialize;
 
 use super::DataError;
 
-/// Joints of a pose, in Penn Action's order.
-pub const JOINT_NAMES: [&str; 13] = [
-    "head",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-];
-
-/// The bones drawn between joints (indices into [`JOINT_NAMES`]).
-pub const LIMBS: [(usize, usize); 14] = [
-    (0, 1),
-    (0, 2),
-    (1, 2),
-    (1, 3),
-    (3, 5),
-    (2, 4),
-    (4, 6),
-    (1, 7),
-    (2, 8),
-    (7, 8),
-    (7, 9),
-    (9, 11),
-    (8, 10),
-    (10, 12),
-];
-
 /// One joint: a position in pixels and whether it is visible.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, Deserialize)]
 pub struct Joint {
@@ -53,7 +18,8 @@ pub struct Joint {
     pub visible: bool,
 }
 
-/// A person's 13 joints.
+/// A person's 13 joints, in Penn Action's order: head, left and right shoulder, elbow,
+/// wrist, hip, knee, ankle (left = the person's left).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 pub struct Pose {
     pub joints: [Joint; 13],
@@ -68,15 +34,6 @@ pub struct Frame {
     pub number: usize,
     /// The person's pose, in pixels of the frame.
     pub pose: Pose,
-}
-
-impl Frame {
-    /// The frame's picture under `frames` (`data/poses/frames`).
-    pub fn path(&self, frames: &Path) -> PathBuf {
-        frames
-            .join(&self.video)
-            .join(format!("{:06}.png", self.number))
-    }
 }
 
 /// The committed annotations.

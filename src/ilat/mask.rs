@@ -64,6 +64,23 @@ pub fn vanilla_mask(conditions: usize, tokens: usize) -> Vec<bool> {
         .collect()
 }
 
+/// The network's attention mask over its `conditions + N` rows, row-major, `true` =
+/// *blocked* (burn's convention): the LA mask of `token_mask` when `local`, else the
+/// vanilla mask, without the last target position of Eq. 7-8's sequence (position `N`
+/// predicts nothing, so the network never runs it).
+pub fn network_mask(conditions: usize, token_mask: &[bool], local: bool) -> Vec<bool> {
+    let n = token_mask.len();
+    let allowed = if local {
+        la_mask(conditions, token_mask)
+    } else {
+        vanilla_mask(conditions, n)
+    };
+    let (length, size) = (conditions + n, conditions + n + 1);
+    (0..length * length)
+        .map(|k| !allowed[(k / length) * size + k % length])
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

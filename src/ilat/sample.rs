@@ -14,8 +14,8 @@ use burn::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::mask::{causal_positions, la_mask, vanilla_mask};
-use super::model::Ilat;
+use super::mask::{causal_positions, network_mask};
+use super::model::{Ilat, shift_right};
 use crate::nn::transformer::KvCache;
 
 /// Which tokens are generated, and with which attention mask.
@@ -73,26 +73,32 @@ pub fn sample(
         return Ok(grid);
     };
     let mut rng = StdRng::seed_from_u64(sampling.seed);
-    let sketch = model.embed_sketch(sketch);
+    let device = sketch.device();
     let conditions = model.conditions();
+    // The whole sequence embedded once (the first pass takes its rows from it), and the
+    // sketch's embedding for the rows built one by one later.
+    let ids: Vec<i64> = grid.iter().map(|&t| t as i64).collect();
+    let inputs = shift_right(&ids, model.start_token() as i64);
+    let inputs = Tensor::<2, Int>::from_data(TensorData::new(inputs, [1, grid.len()]), &device);
+    let sequence = model.embed(inputs, sketch.clone());
+    let sketch = model.embed_sketch(sketch);
     let mut cache = KvCache::default();
     let (prefix, rest) = plan(order, token_mask, conditions, first);
     // The first pass; in the full order its last row predicts `first`. (In the local
     // order it is empty only when every token is masked and nothing is prepended.)
     if !prefix.is_empty() {
-        let rows: Vec<Tensor<3>> = prefix
-            .iter()
-            .map(|&row| sequence_row(model, &grid, conditions, row, &sketch))
-            .collect();
+        let picked = prefix.iter().map(|&row| row as i64).collect::<Vec<_>>();
+        let picked = Tensor::<1, Int>::from_data(TensorData::new(picked, [prefix.len()]), &device);
+        let rows = sequence.select(1, picked);
         let mask = prefix_mask(
             order,
             token_mask,
             conditions,
             &prefix,
             model.heads(),
-            &sketch.device(),
+            &device,
         );
-        let logits = model.step(Tensor::cat(rows, 1), &prefix, mask, &mut cache);
+        let logits = model.step(rows, &prefix, mask, &mut cache);
         if order == Order::Full {
             grid[first] = draw(logits, sampling, &mut rng);
             proceed(on_token(&grid, first))?;
@@ -179,19 +185,12 @@ fn prefix_mask(
     heads: usize,
     device: &Device,
 ) -> Option<Tensor<4, Bool>> {
-    let n = token_mask.len();
-    let allowed = match order {
-        Order::Local => la_mask(conditions, token_mask),
-        Order::Full => vanilla_mask(conditions, n),
-    };
-    let size = conditions + n + 1;
+    let full = network_mask(conditions, token_mask, order == Order::Local);
+    let length = conditions + token_mask.len();
     let blocked: Vec<bool> = rows
         .iter()
-        .flat_map(|&i| {
-            rows.iter()
-                .map(|&j| !allowed[i * size + j])
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|&i| rows.iter().map(move |&j| i * length + j))
+        .map(|k| full[k])
         .collect();
     blocked
         .iter()
@@ -282,16 +281,8 @@ pub fn sample_recomputed(
 ) -> Vec<usize> {
     let device = sketch.device();
     let n = tokens.len();
-    let conditions = model.conditions();
-    let size = conditions + n + 1;
-    let allowed = match order {
-        Order::Local => la_mask(conditions, token_mask),
-        Order::Full => vanilla_mask(conditions, n),
-    };
-    let length = conditions + n;
-    let blocked = (0..length * length)
-        .map(|k| !allowed[(k / length) * size + k % length])
-        .collect();
+    let length = model.conditions() + n;
+    let blocked = network_mask(model.conditions(), token_mask, order == Order::Local);
     let mask = blocked_tensor(blocked, length, length, model.heads(), &device);
     let first = token_mask.iter().position(|&m| m).unwrap_or(n);
     let todo: Vec<usize> = match order {

@@ -18,7 +18,7 @@ use image::{GrayImage, RgbImage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::mask::{la_mask, vanilla_mask};
+use super::mask::network_mask;
 use super::model::{Ilat, IlatConfig, shift_right};
 use crate::data::convert::{images_to_tensor, masks_to_tensor, sketch_patches};
 use crate::data::faces::{augment, load_folder};
@@ -222,9 +222,8 @@ pub fn make_batch(
     }
 }
 
-/// The attention masks of a batch (`true` = blocked): per sequence the LA mask of its
-/// token mask, or the vanilla causal mask, over the network's `C + N` rows (the last
-/// target position of Eq. 7-8's sequence predicts nothing and is left out).
+/// The attention masks of a batch (`true` = blocked): per sequence
+/// [`network_mask`] of its token mask, LA for iLAT, vanilla for Taming.
 ///
 /// # Shapes
 /// - output: `[B, H, C + N, C + N]`
@@ -234,19 +233,12 @@ pub fn attention_masks(
     objective: Objective,
     device: &Device,
 ) -> Tensor<4, Bool> {
-    let (conditions, n, batch) = (model.conditions(), model.tokens(), token_masks.len());
-    let length = conditions + n;
+    let (conditions, batch) = (model.conditions(), token_masks.len());
+    let length = conditions + model.tokens();
+    let local = objective == Objective::LocalAr;
     let blocked: Vec<bool> = token_masks
         .iter()
-        .flat_map(|token_mask| {
-            let allowed = match objective {
-                Objective::LocalAr => la_mask(conditions, token_mask),
-                Objective::Causal => vanilla_mask(conditions, n),
-            };
-            (0..length * length)
-                .map(|k| !allowed[(k / length) * (length + 1) + k % length])
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|token_mask| network_mask(conditions, token_mask, local))
         .collect();
     Tensor::<3, Bool>::from_data(TensorData::new(blocked, [batch, length, length]), device)
         .reshape([batch, 1, length, length])
