@@ -15,7 +15,7 @@ use image::{GrayImage, Luma};
 
 use crate::backend::Backend;
 use crate::engine::{EditRequest, Engine, EngineError, Method};
-use crate::ilat::model::{Ilat, IlatConfig};
+use crate::ilat::model::{Guidance, Guide, Ilat, IlatConfig};
 use crate::ilat::sample::{self, Order, Sampling};
 use crate::ilat::train::{Objective, TokenBatch, attention_masks, batch_loss};
 use crate::vqgan::VqganConfig;
@@ -136,11 +136,11 @@ fn transformer_step(backend: &Backend, config: &IlatConfig, repeat: usize) -> f6
     let batch = TokenBatch {
         inputs: Tensor::from_data(TensorData::new(ids(&mut rng), [TRAIN_BATCH, n]), &device),
         targets: Tensor::from_data(TensorData::new(ids(&mut rng), [TRAIN_BATCH, n]), &device),
-        sketch: Tensor::random(
+        guide: Guide::Sketch(Tensor::random(
             [TRAIN_BATCH, n, config.patch * config.patch],
             Distribution::Bernoulli(0.1),
             &device,
-        ),
+        )),
         mask: attention_masks(&views, config, Objective::LocalAr, &device),
         weights: Tensor::from_data(
             TensorData::new(
@@ -182,7 +182,10 @@ fn sampling_seconds(
     let n = config.tokens();
     let token_mask = central_blob(config.grid, (rate * n as f64).round() as usize);
     let tokens: Vec<usize> = (0..n).map(|i| i * 7 % config.vocab).collect();
-    let sketch = Tensor::<3>::zeros([1, n, config.patch * config.patch], device);
+    let sketch = Guide::Sketch(Tensor::<3>::zeros(
+        [1, n, config.patch * config.patch],
+        device,
+    ));
     let sampling = Sampling::default();
     median_time(device, repeat, || {
         let sketch = sketch.clone();
@@ -284,7 +287,7 @@ pub fn edit(engine: &mut Engine, runs: usize) -> Result<EditTiming, EngineError>
             0
         }])
     });
-    engine.prepare(Method::Ilat)?;
+    engine.prepare(Method::Ilat, Guidance::Sketch)?;
     let request = EditRequest {
         image: face,
         mask,

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::backend::BackendChoice;
 use crate::engine::Method;
+use crate::ilat::sample::Sampling;
 
 /// Tessera: regenerate only the masked part of a picture, with small generative models.
 #[derive(Debug, Parser)]
@@ -46,8 +47,8 @@ pub enum Command {
     Edit(EditOpts),
     /// Sample new images.
     Sample,
-    /// Repose a person by moving skeleton joints.
-    Repose,
+    /// Repose a person: regenerate them standing in a new pose.
+    Repose(ReposeOpts),
     /// Measure speed.
     Bench(BenchOpts),
 }
@@ -64,6 +65,13 @@ pub struct EditOpts {
     /// Strokes guiding the regenerated part, same size: dark on white.
     #[arg(long, value_name = "FILE")]
     pub sketch: Option<PathBuf>,
+    #[command(flatten)]
+    pub generate: GenerateOpts,
+}
+
+/// How a regeneration runs and where it goes: flags shared by `edit` and `repose`.
+#[derive(Debug, Args)]
+pub struct GenerateOpts {
     /// How to regenerate.
     #[arg(long, value_enum, default_value_t = Method::Ilat)]
     pub method: Method,
@@ -79,6 +87,35 @@ pub struct EditOpts {
     /// Where to write the result (PNG or JPEG by extension); never one of the inputs.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+}
+
+impl GenerateOpts {
+    /// The sampler's settings.
+    pub fn sampling(&self) -> Sampling {
+        Sampling {
+            top_k: self.top_k,
+            temperature: self.temperature,
+            seed: self.seed,
+        }
+    }
+}
+
+/// `tessera repose …`
+#[derive(Debug, Args)]
+pub struct ReposeOpts {
+    /// The picture (PNG or JPEG, any size).
+    #[arg(long, value_name = "FILE")]
+    pub image: PathBuf,
+    /// The person's pose now: JSON, `{"joints": [13 x {"x", "y", "visible"}]}` in the
+    /// picture's pixels, Penn Action order (head, left/right shoulder, elbow, wrist,
+    /// hip, knee, ankle).
+    #[arg(long, value_name = "FILE")]
+    pub pose: PathBuf,
+    /// The pose to move them to, the same format.
+    #[arg(long, value_name = "FILE")]
+    pub to: PathBuf,
+    #[command(flatten)]
+    pub generate: GenerateOpts,
 }
 
 /// `tessera data …`
@@ -112,6 +149,29 @@ pub enum TrainModel {
     Ilat(TokenTrainOpts),
     /// The Taming baseline: the same network with the vanilla causal mask.
     Taming(TokenTrainOpts),
+    /// A pose-guided token model (iLAT or the Taming baseline) on pairs of frames of
+    /// `data/poses`, tokenised by the models folder's tokenizer; written as
+    /// `pose-ilat` or `pose-taming`.
+    Pose(PoseTrainOpts),
+}
+
+/// Options of `tessera train pose`.
+#[derive(Debug, Args)]
+pub struct PoseTrainOpts {
+    #[command(flatten)]
+    pub common: TrainCommon,
+    /// Which objective: iLAT (LA mask, masked tokens) or Taming (causal, all tokens).
+    #[arg(long, value_enum, default_value_t = TrainedMethod::Ilat)]
+    pub method: TrainedMethod,
+}
+
+/// The two ways a token model is trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrainedMethod {
+    /// iLAT.
+    Ilat,
+    /// The Taming baseline.
+    Taming,
 }
 
 /// Options every `tessera train` verb takes.
@@ -196,6 +256,17 @@ pub enum EvalModel {
         /// Evaluate only the first N images.
         #[arg(long)]
         limit: Option<usize>,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reposing quality of iLAT, Taming and Taming* on held-out pairs of frames: the
+    /// source frame reposed to the target frame's pose, compared with the target frame
+    /// inside the skeleton mask (PSNR, SSIM, MAE), and seconds per repose.
+    Pose {
+        /// Evaluate only N pairs (spread over the held-out pairs).
+        #[arg(long, default_value_t = 60)]
+        limit: usize,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,

@@ -9,9 +9,12 @@ use burn::prelude::*;
 use image::{GrayImage, Luma, RgbImage};
 
 use crate::backend::{self, Backend, BackendChoice};
-use crate::data::convert::{images_to_tensor, masks_to_tensor, sketch_patches, tensor_to_images};
+use crate::data::convert::{images_to_tensor, masks_to_tensor, tensor_to_images};
+use crate::data::people::{DILATION, repose_region};
+use crate::data::poses::Pose;
 use crate::data::sketch::Xdog;
-use crate::ilat::model::Ilat;
+use crate::ilat::examples::Guides;
+use crate::ilat::model::{Guidance, Guide, Ilat};
 use crate::ilat::sample::{self, Order, Sampling};
 use crate::region::Region;
 use crate::store::StoreError;
@@ -49,11 +52,14 @@ pub enum Method {
 }
 
 impl Method {
-    /// The model file it runs.
-    fn model(self) -> &'static str {
-        match self {
-            Method::Ilat => "ilat",
-            Method::Taming | Method::TamingStar => "taming",
+    /// The model file it runs for `guidance`: `ilat`/`taming` for sketches (faces),
+    /// `pose-ilat`/`pose-taming` for poses (people).
+    pub fn model(self, guidance: Guidance) -> &'static str {
+        match (self, guidance) {
+            (Method::Ilat, Guidance::Sketch) => "ilat",
+            (Method::Taming | Method::TamingStar, Guidance::Sketch) => "taming",
+            (Method::Ilat, Guidance::Pose) => "pose-ilat",
+            (Method::Taming | Method::TamingStar, Guidance::Pose) => "pose-taming",
         }
     }
 
@@ -90,6 +96,39 @@ pub struct EditRequest {
     pub sampling: Sampling,
 }
 
+/// One repose: the person standing in `pose` in `image` is regenerated standing in
+/// `new_pose`; the union of both skeletons is the regenerated part.
+#[derive(Debug, Clone)]
+pub struct ReposeRequest {
+    /// The picture, any size.
+    pub image: RgbImage,
+    /// Where the person's joints are now, in the picture's pixels.
+    pub pose: Pose,
+    /// Where they should be.
+    pub new_pose: Pose,
+    /// Which model and order.
+    pub method: Method,
+    /// Top-k, temperature, seed.
+    pub sampling: Sampling,
+}
+
+/// The regeneration both edits and reposes come down to.
+struct Job<'a> {
+    /// The whole picture and its mask.
+    image: &'a RgbImage,
+    mask: &'a GrayImage,
+    /// The square the models see, and its picture and mask at the models' side.
+    region: Region,
+    picture: RgbImage,
+    small_mask: GrayImage,
+    /// Guidance of the model's kind.
+    guide: Guide,
+    /// Model file, order and draws.
+    model: &'static str,
+    order: Order,
+    sampling: Sampling,
+}
+
 /// What an edit reports while it runs.
 #[derive(Debug, Clone)]
 pub enum EditProgress {
@@ -123,7 +162,7 @@ pub struct Engine {
     backend: Backend,
     models_dir: PathBuf,
     vqgan: Option<(Vqgan, VqganConfig)>,
-    token_models: Vec<(&'static str, Ilat)>,
+    token_models: Vec<(&'static str, Ilat, Guidance)>,
 }
 
 impl Engine {
@@ -154,9 +193,9 @@ impl Engine {
             .ok_or_else(|| EngineError::Input("tokenizer unavailable".into()))
     }
 
-    /// A token model (`ilat`, `taming`), loaded on first use.
-    fn token_model(&mut self, name: &'static str) -> Result<&Ilat, EngineError> {
-        if !self.token_models.iter().any(|(n, _)| *n == name) {
+    /// A token model (see [`Method::model`]), loaded on first use.
+    fn token_model(&mut self, name: &'static str) -> Result<(&Ilat, Guidance), EngineError> {
+        if !self.token_models.iter().any(|(n, ..)| *n == name) {
             let (model, config) = Ilat::load(&self.models_dir, name, &self.backend.device)?;
             let (_, tokenizer) = self.vqgan()?;
             if config.vocab != tokenizer.codebook_size
@@ -169,18 +208,27 @@ impl Engine {
                     reason: "the token model was trained on another tokenizer".into(),
                 }));
             }
-            self.token_models.push((name, model));
+            self.token_models.push((name, model, config.guidance));
         }
         self.token_models
             .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, m)| m)
+            .find(|(n, ..)| *n == name)
+            .map(|(_, m, g)| (m, *g))
             .ok_or_else(|| EngineError::Input(format!("model {name} unavailable")))
     }
 
-    /// Loads every model `method` needs, so the first edit is not slower than the rest.
-    pub fn prepare(&mut self, method: Method) -> Result<(), EngineError> {
-        self.token_model(method.model()).map(|_| ())
+    /// Loads every model `method` needs for `guidance`, so the first edit is not
+    /// slower than the rest.
+    pub fn prepare(&mut self, method: Method, guidance: Guidance) -> Result<(), EngineError> {
+        let name = method.model(guidance);
+        let (_, found) = self.token_model(name)?;
+        if found != guidance {
+            return Err(EngineError::Input(format!(
+                "the model {name} in {} is guided by {found:?}, not {guidance:?}",
+                self.models_dir.display()
+            )));
+        }
+        Ok(())
     }
 
     /// Regenerates the masked part of a picture of any size (DESIGN §2): the square
@@ -230,10 +278,96 @@ impl Engine {
             &small_mask,
             sketch.as_ref().map(|s| region.crop_sketch(s, size)),
         );
-        self.prepare(request.method)?;
+        let factor = self.vqgan()?.1.factor();
+        let guide = Guides::Sketches(vec![guide]).to_guide(factor, &self.backend.device);
+        self.regenerate(
+            Job {
+                image,
+                mask,
+                region,
+                picture,
+                small_mask,
+                guide,
+                model: request.method.model(Guidance::Sketch),
+                order: request.method.order(),
+                sampling: request.sampling,
+            },
+            progress,
+        )
+    }
+
+    /// Regenerates the person of a picture of any size in a new pose: the union of
+    /// the old and the new skeleton (dilated) is the mask, the new pose guides the
+    /// pose model (iLAT §3.3). Progress and cancellation as [`Engine::edit`].
+    pub fn repose(
+        &mut self,
+        request: &ReposeRequest,
+        progress: &mut dyn FnMut(EditProgress) -> ControlFlow<()>,
+    ) -> Result<RgbImage, EngineError> {
+        let ReposeRequest {
+            image,
+            pose,
+            new_pose,
+            ..
+        } = request;
+        let size = self.image_size()?;
+        let Some((mask, region)) =
+            repose_region(pose, new_pose, image.dimensions(), DILATION, size)
+        else {
+            return Err(EngineError::Input(
+                "neither pose has a visible joint".into(),
+            ));
+        };
+        let features = new_pose.features(region.x as f32, region.y as f32, region.side as f32);
+        let guide = Guides::Poses(vec![features]).to_guide(1, &self.backend.device);
+        self.regenerate(
+            Job {
+                image,
+                mask: &mask,
+                region,
+                picture: region.crop(image, size),
+                small_mask: region.crop_mask(&mask, size),
+                guide,
+                model: request.method.model(Guidance::Pose),
+                order: request.method.order(),
+                sampling: request.sampling,
+            },
+            progress,
+        )
+    }
+
+    /// Tokenises the job's square with its mask, samples the masked tokens, decodes
+    /// with the kept features (Eq. 4) and blends the result into the picture inside
+    /// the mask; previews on the way.
+    fn regenerate(
+        &mut self,
+        job: Job,
+        progress: &mut dyn FnMut(EditProgress) -> ControlFlow<()>,
+    ) -> Result<RgbImage, EngineError> {
+        let Job {
+            image,
+            mask,
+            region,
+            picture,
+            small_mask,
+            guide,
+            model,
+            order,
+            sampling,
+        } = job;
+        let (_, guidance) = self.token_model(model)?;
+        let wanted = match guide {
+            Guide::Sketch(_) => Guidance::Sketch,
+            Guide::Pose(_) => Guidance::Pose,
+        };
+        if guidance != wanted {
+            return Err(EngineError::Input(format!(
+                "the model {model} is guided by {guidance:?}, not {wanted:?}"
+            )));
+        }
+        let size = self.image_size()?;
         let device = self.backend.device.clone();
         let (vqgan, config) = self.vqgan()?;
-        let factor = config.factor();
         let (vqgan, grid_side) = (vqgan.clone(), config.grid());
         let mask_tensor = masks_to_tensor(std::slice::from_ref(&small_mask), &device);
         let (indices, continuous) = vqgan.encode(
@@ -243,7 +377,7 @@ impl Engine {
         let token_mask = vqgan.token_mask_flags(mask_tensor.clone());
         let token_mask_tensor = vqgan.token_mask(mask_tensor);
         let tokens = token_grids(indices).remove(0).indices;
-        let total = match request.method.order() {
+        let total = match order {
             Order::Local => token_mask.iter().filter(|&&m| m).count(),
             Order::Full => token_mask.len() - token_mask.iter().position(|&m| m).unwrap_or(0),
         };
@@ -265,17 +399,16 @@ impl Engine {
                 FEATHER * region.side as f32 / size as f32,
             )
         };
-        let sketch_tensor = sketch_patches(std::slice::from_ref(&guide), factor, &device);
-        let model = self.token_model(request.method.model())?;
+        let (model, _) = self.token_model(model)?;
         let every = total.div_ceil(PREVIEWS).max(1);
         let mut done = 0;
         let grid = sample::sample(
             model,
             &tokens,
             &token_mask,
-            sketch_tensor,
-            request.method.order(),
-            &request.sampling,
+            guide,
+            order,
+            &sampling,
             &mut |grid, _| {
                 done += 1;
                 progress(EditProgress::Token {

@@ -8,10 +8,15 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Serialize;
 
+use image::{GrayImage, RgbImage};
+
 use crate::data::faces::load_folder;
 use crate::data::masks::random_mask;
+use crate::data::people::{DILATION, Part, People, repose_region};
+use crate::data::poses::keypoints_path;
 use crate::data::sketch::Xdog;
-use crate::engine::{EditRequest, Engine, EngineError, Method};
+use crate::engine::{EditRequest, Engine, EngineError, Method, ReposeRequest};
+use crate::ilat::model::Guidance;
 use crate::ilat::sample::Sampling;
 use crate::metrics;
 
@@ -117,8 +122,8 @@ pub fn edit(
         .collect();
     let mut rows = Vec::new();
     for method in [Method::Ilat, Method::Taming, Method::TamingStar] {
-        engine.prepare(method)?;
-        let (mut psnr, mut ssim, mut mae, mut seconds) = (0.0, 0.0, 0.0, 0.0);
+        engine.prepare(method, Guidance::Sketch)?;
+        let mut scores = Scores::default();
         for (i, (face, mask)) in faces.iter().zip(&masks).enumerate() {
             let request = EditRequest {
                 image: face.clone(),
@@ -132,22 +137,126 @@ pub fn edit(
             };
             let start = Instant::now();
             let edited = engine.edit(&request, &mut |_| ControlFlow::Continue(()))?;
-            seconds += start.elapsed().as_secs_f64();
-            psnr += metrics::psnr_masked(face, &edited, mask);
-            ssim += metrics::ssim_masked(face, &edited, mask);
-            mae += metrics::mae_masked(face, &edited, mask);
+            scores.add(face, &edited, mask, start.elapsed().as_secs_f64());
         }
-        let n = faces.len().max(1) as f64;
+        let [psnr, ssim, mae, seconds] = scores.means();
         rows.push(EditRow {
             method: method.name().into(),
-            psnr: psnr / n,
-            ssim: ssim / n,
-            mae: mae / n,
-            seconds_per_edit: seconds / n,
+            psnr,
+            ssim,
+            mae,
+            seconds_per_edit: seconds,
         });
     }
     Ok(EditReport {
         rows,
         images: faces.len(),
+    })
+}
+
+/// Sums of the quality measures of the masked region and of the seconds taken.
+#[derive(Default)]
+struct Scores {
+    sums: [f64; 4],
+    count: usize,
+}
+
+impl Scores {
+    fn add(&mut self, truth: &RgbImage, result: &RgbImage, mask: &GrayImage, seconds: f64) {
+        let values = [
+            metrics::psnr_masked(truth, result, mask),
+            metrics::ssim_masked(truth, result, mask),
+            metrics::mae_masked(truth, result, mask),
+            seconds,
+        ];
+        for (sum, value) in self.sums.iter_mut().zip(values) {
+            *sum += value;
+        }
+        self.count += 1;
+    }
+
+    /// Means of PSNR, SSIM, MAE and seconds.
+    fn means(&self) -> [f64; 4] {
+        self.sums.map(|s| s / self.count.max(1) as f64)
+    }
+}
+
+/// One method's row of `tessera eval pose`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoseRow {
+    /// `ilat`, `taming` or `taming-star`.
+    pub method: String,
+    /// PSNR (dB) of the skeleton mask against the target frame, at the models' side.
+    pub psnr: f64,
+    /// SSIM averaged over windows centred in the mask.
+    pub ssim: f64,
+    /// Mean absolute error on [0, 1] over the mask.
+    pub mae: f64,
+    /// Mean wall-clock seconds per repose, models loaded.
+    pub seconds: f64,
+}
+
+/// `tessera eval pose`: every method on the same held-out pairs and seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct PoseReport {
+    /// One row per method.
+    pub rows: Vec<PoseRow>,
+    /// Pairs reposed per method.
+    pub pairs: usize,
+}
+
+/// Reposes the source frame of `limit` held-out pairs (spread evenly over them) to
+/// the target frame's pose with each method, and compares the square the models saw
+/// with the target frame inside the skeleton mask.
+pub fn pose(engine: &mut Engine, data: &Path, limit: usize) -> Result<PoseReport, EvalError> {
+    let size = engine.image_size()?;
+    let people = People::load(&data.join("poses/frames"), &keypoints_path(), Part::Test)?;
+    let all = people.pairs();
+    let stride = (all.len() / limit.max(1)).max(1);
+    let pairs: Vec<(usize, usize)> = all.iter().step_by(stride).take(limit).copied().collect();
+    let mut rows = Vec::new();
+    for method in [Method::Ilat, Method::Taming, Method::TamingStar] {
+        engine.prepare(method, Guidance::Pose)?;
+        let mut scores = Scores::default();
+        for (i, &(source, target)) in pairs.iter().enumerate() {
+            let (image, pose) = people.frame(source);
+            let (truth, new_pose) = people.frame(target);
+            let request = ReposeRequest {
+                image: image.clone(),
+                pose: pose.clone(),
+                new_pose: new_pose.clone(),
+                method,
+                sampling: Sampling {
+                    seed: i as u64,
+                    ..Sampling::default()
+                },
+            };
+            let start = Instant::now();
+            let reposed = engine.repose(&request, &mut |_| ControlFlow::Continue(()))?;
+            let seconds = start.elapsed().as_secs_f64();
+            let Some((mask, region)) =
+                repose_region(pose, new_pose, image.dimensions(), DILATION, size)
+            else {
+                continue;
+            };
+            scores.add(
+                &region.crop(truth, size),
+                &region.crop(&reposed, size),
+                &region.crop_mask(&mask, size),
+                seconds,
+            );
+        }
+        let [psnr, ssim, mae, seconds] = scores.means();
+        rows.push(PoseRow {
+            method: method.name().into(),
+            psnr,
+            ssim,
+            mae,
+            seconds,
+        });
+    }
+    Ok(PoseReport {
+        rows,
+        pairs: pairs.len(),
     })
 }

@@ -27,6 +27,12 @@ impl Region {
     /// regions are never enlarged), kept inside the picture where it fits. A picture
     /// of the models' side maps to itself. `None` when nothing is masked.
     pub fn around(mask: &GrayImage, model_side: u32) -> Option<Self> {
+        Self::around_with_margin(mask, model_side, MARGIN)
+    }
+
+    /// [`Region::around`] with `margin` of context (a fraction of the box's larger
+    /// side) on each side.
+    pub fn around_with_margin(mask: &GrayImage, model_side: u32, margin: f32) -> Option<Self> {
         let (width, height) = mask.dimensions();
         let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
         for (x, y, p) in mask.enumerate_pixels() {
@@ -38,7 +44,7 @@ impl Region {
             return None;
         }
         let extent = (x1 - x0 + 1).max(y1 - y0 + 1) as f32;
-        let mut side = ((extent * (1.0 + 2.0 * MARGIN)).ceil() as u32).max(model_side);
+        let mut side = ((extent * (1.0 + 2.0 * margin)).ceil() as u32).max(model_side);
         if width == height && side >= width {
             side = width; // the whole (square) picture: no border to invent
         }

@@ -6,16 +6,16 @@ use anyhow::{Context, bail};
 use burn::config::Config;
 
 use crate::cli::{
-    BenchWhat, Command, DataCommand, EditOpts, EvalModel, Opts, SketchInputArg, TokenTrainOpts,
-    TrainCommon, TrainModel, VqganTrainOpts,
+    BenchWhat, Command, DataCommand, EditOpts, EvalModel, Opts, ReposeOpts, SketchInputArg,
+    TrainCommon, TrainModel, TrainedMethod, VqganTrainOpts,
 };
-use crate::ilat::model::{IlatConfig, SketchInput};
-use crate::ilat::train::{IlatTrainingConfig, IlatTrainingPaths, Objective};
+use crate::ilat::model::{Guidance, IlatConfig, SketchInput};
+use crate::ilat::train::{IlatTrainingConfig, IlatTrainingPaths, Objective, TrainingData};
 use std::ops::ControlFlow;
 
 use crate::data::convert::open_image;
-use crate::engine::{EditProgress, EditRequest, Engine};
-use crate::ilat::sample::Sampling;
+use crate::data::poses::Pose;
+use crate::engine::{EditProgress, EditRequest, Engine, Method, ReposeRequest};
 use crate::vqgan::train::{VqganTrainingConfig, VqganTrainingPaths};
 use crate::vqgan::{DiscriminatorConfig, VqganConfig};
 use crate::{backend, bench, data, evaluate, paths, report};
@@ -33,10 +33,16 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
         Command::Train(t) => match t.model {
             TrainModel::Vqgan(v) => train_vqgan(v, models, opts.backend),
             TrainModel::Ilat(t) => {
-                train_tokens(t, Objective::LocalAr, "ilat", models, opts.backend)
+                let job = TokenJob::faces(Objective::LocalAr, "ilat", t.name);
+                train_tokens(job, t.common, t.sketch_input, models, opts.backend)
             }
             TrainModel::Taming(t) => {
-                train_tokens(t, Objective::Causal, "taming", models, opts.backend)
+                let job = TokenJob::faces(Objective::Causal, "taming", t.name);
+                train_tokens(job, t.common, t.sketch_input, models, opts.backend)
+            }
+            TrainModel::Pose(t) => {
+                let job = TokenJob::people(t.method);
+                train_tokens(job, t.common, None, models, opts.backend)
             }
         },
         Command::Edit(e) => edit(e, &models, opts.backend),
@@ -65,6 +71,11 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
                     json,
                 )
             }
+            EvalModel::Pose { limit, json } => {
+                let mut engine = Engine::new(&models, opts.backend)?;
+                let report = evaluate::pose(&mut engine, &paths::data_dir(), limit)?;
+                report::emit("Reposing held-out pairs of frames", &report, json)
+            }
         },
         Command::Bench(b) => match b.what {
             BenchWhat::Throughput { repeat, json } => {
@@ -86,7 +97,8 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
         Command::Gui { image, demo } => {
             crate::editor::run(models, opts.backend, image.as_deref(), demo)
         }
-        Command::Sample | Command::Repose => {
+        Command::Repose(r) => repose(r, &models, opts.backend),
+        Command::Sample => {
             bail!("this command is not available yet: see `tessera --help` for what is")
         }
     }
@@ -150,43 +162,85 @@ fn train_vqgan(
     Ok(())
 }
 
-fn train_tokens(
-    opts: TokenTrainOpts,
+/// What a token-model training command trains: objective, guidance, data, name.
+struct TokenJob {
     objective: Objective,
-    verb: &str,
+    verb: &'static str,
+    name: String,
+    data: TrainingData,
+}
+
+impl TokenJob {
+    /// Sketch-guided, on the faces.
+    fn faces(objective: Objective, verb: &'static str, name: Option<String>) -> Self {
+        let data = paths::data_dir();
+        Self {
+            objective,
+            verb,
+            name: name.unwrap_or_else(|| verb.to_string()),
+            data: TrainingData::Faces {
+                train: data.join("faces/train"),
+                test: data.join("faces/test"),
+            },
+        }
+    }
+
+    /// Pose-guided, on pairs of frames.
+    fn people(method: TrainedMethod) -> Self {
+        let (objective, method) = match method {
+            TrainedMethod::Ilat => (Objective::LocalAr, Method::Ilat),
+            TrainedMethod::Taming => (Objective::Causal, Method::Taming),
+        };
+        Self {
+            objective,
+            verb: "pose",
+            name: method.model(Guidance::Pose).to_string(),
+            data: TrainingData::People {
+                frames: paths::data_dir().join("poses/frames"),
+                keypoints: crate::data::poses::keypoints_path(),
+            },
+        }
+    }
+}
+
+fn train_tokens(
+    job: TokenJob,
+    common: TrainCommon,
+    sketch_input: Option<SketchInputArg>,
     models: PathBuf,
     choice: backend::BackendChoice,
 ) -> anyhow::Result<()> {
-    let mut config = match &opts.common.config {
+    let TokenJob {
+        objective,
+        verb,
+        name,
+        data,
+    } = job;
+    let mut config = match &common.config {
         Some(path) => {
             IlatTrainingConfig::load(path).with_context(|| format!("reading {}", path.display()))?
         }
-        None => IlatTrainingConfig::new(IlatConfig::new(512, 16)).with_objective(objective),
+        None => IlatTrainingConfig::new(IlatConfig::new(512, 16).with_guidance(data.guidance()))
+            .with_objective(objective),
     };
     if config.objective != objective {
         bail!(
-            "the configuration trains {:?}, but `train {verb}` trains {objective:?}",
+            "the configuration trains {:?}, but `train {verb}` here trains {objective:?}",
             config.objective
         );
     }
-    overrides(&opts.common, &mut config.steps, &mut config.batch);
-    if let Some(input) = opts.sketch_input {
+    overrides(&common, &mut config.steps, &mut config.batch);
+    if let Some(input) = sketch_input {
         config.model.sketch = match input {
             SketchInputArg::Aligned => SketchInput::Aligned,
             SketchInputArg::Prepended => SketchInput::Prepended,
         };
     }
-    let name = opts.name.unwrap_or_else(|| verb.to_string());
-    let data = paths::data_dir();
     let train_paths = IlatTrainingPaths {
-        train: data.join("faces/train"),
-        test: data.join("faces/test"),
+        data,
         tokenizer: models.clone(),
-        run: opts
-            .common
-            .run
-            .unwrap_or_else(|| paths::runs_dir().join(&name)),
-        out: opts.common.out.unwrap_or(models),
+        run: common.run.unwrap_or_else(|| paths::runs_dir().join(&name)),
+        out: common.out.unwrap_or(models),
         name,
     };
     let backend = backend::select(choice)?;
@@ -213,26 +267,9 @@ fn edit(
     models: &std::path::Path,
     choice: backend::BackendChoice,
 ) -> anyhow::Result<()> {
-    let format = image::ImageFormat::from_path(&opts.out)
-        .ok()
-        .filter(|f| matches!(f, image::ImageFormat::Png | image::ImageFormat::Jpeg))
-        .with_context(|| {
-            format!(
-                "{}: the output must end in .png, .jpg or .jpeg",
-                opts.out.display()
-            )
-        })?;
-    for input in [Some(&opts.image), Some(&opts.mask), opts.sketch.as_ref()]
-        .into_iter()
-        .flatten()
-    {
-        if same_file(input, &opts.out) {
-            bail!(
-                "refusing to overwrite the input {} (choose another --out)",
-                input.display()
-            );
-        }
-    }
+    let out = &opts.generate.out;
+    let inputs = [Some(&opts.image), Some(&opts.mask), opts.sketch.as_ref()];
+    let format = output_format(out, inputs.into_iter().flatten())?;
     let image = open_image(&opts.image)?.to_rgb8();
     let mask = open_image(&opts.mask)?.to_luma8();
     let sketch = match &opts.sketch {
@@ -244,28 +281,80 @@ fn edit(
         image,
         mask,
         sketch,
-        method: opts.method,
-        sampling: Sampling {
-            top_k: opts.top_k,
-            temperature: opts.temperature,
-            seed: opts.seed,
-        },
+        method: opts.generate.method,
+        sampling: opts.generate.sampling(),
     };
-    let result = engine.edit(&request, &mut |event| {
-        if let EditProgress::Token { done, total, .. } = event {
-            eprint!("\rtoken {done}/{total}");
-        }
-        ControlFlow::Continue(())
-    })?;
+    let result = engine.edit(&request, &mut token_counter)?;
     eprintln!();
-    let tmp = opts
-        .out
-        .with_extension(format!("tmp.{}", format.extensions_str()[0]));
-    result
+    write_output(&result, out, format)
+}
+
+fn repose(
+    opts: ReposeOpts,
+    models: &std::path::Path,
+    choice: backend::BackendChoice,
+) -> anyhow::Result<()> {
+    let out = &opts.generate.out;
+    let format = output_format(out, [&opts.image, &opts.pose, &opts.to].into_iter())?;
+    let request = ReposeRequest {
+        image: open_image(&opts.image)?.to_rgb8(),
+        pose: Pose::read(&opts.pose)?,
+        new_pose: Pose::read(&opts.to)?,
+        method: opts.generate.method,
+        sampling: opts.generate.sampling(),
+    };
+    let mut engine = Engine::new(models, choice)?;
+    let result = engine.repose(&request, &mut token_counter)?;
+    eprintln!();
+    write_output(&result, out, format)
+}
+
+/// Shows a job's token count on the terminal.
+fn token_counter(event: EditProgress) -> ControlFlow<()> {
+    if let EditProgress::Token { done, total, .. } = event {
+        eprint!("\rtoken {done}/{total}");
+    }
+    ControlFlow::Continue(())
+}
+
+/// The format of an output path (PNG or JPEG), refusing a path that is one of the
+/// inputs.
+fn output_format<'a>(
+    out: &std::path::Path,
+    inputs: impl Iterator<Item = &'a PathBuf>,
+) -> anyhow::Result<image::ImageFormat> {
+    let format = image::ImageFormat::from_path(out)
+        .ok()
+        .filter(|f| matches!(f, image::ImageFormat::Png | image::ImageFormat::Jpeg))
+        .with_context(|| {
+            format!(
+                "{}: the output must end in .png, .jpg or .jpeg",
+                out.display()
+            )
+        })?;
+    for input in inputs {
+        if same_file(input, out) {
+            bail!(
+                "refusing to overwrite the input {} (choose another --out)",
+                input.display()
+            );
+        }
+    }
+    Ok(format)
+}
+
+/// Writes a picture through a temporary file, so a failed write leaves no half file.
+fn write_output(
+    picture: &image::RgbImage,
+    out: &std::path::Path,
+    format: image::ImageFormat,
+) -> anyhow::Result<()> {
+    let tmp = out.with_extension(format!("tmp.{}", format.extensions_str()[0]));
+    picture
         .save_with_format(&tmp, format)
-        .and_then(|()| std::fs::rename(&tmp, &opts.out).map_err(image::ImageError::IoError))
-        .with_context(|| format!("writing {}", opts.out.display()))?;
-    println!("wrote {}", opts.out.display());
+        .and_then(|()| std::fs::rename(&tmp, out).map_err(image::ImageError::IoError))
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!("wrote {}", out.display());
     Ok(())
 }
 

@@ -44,6 +44,9 @@ pub enum TrainError {
         vocab: usize,
         expected: usize,
     },
+    /// The configuration does not fit the data or the command.
+    #[error("{0}")]
+    Config(String),
 }
 
 fn io_error(path: &Path) -> impl Fn(std::io::Error) -> RunError + '_ {

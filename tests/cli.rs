@@ -6,6 +6,8 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use tessera::data::poses::Pose;
+
 fn tessera(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(args)
@@ -150,14 +152,65 @@ fn edit_writes_the_result_and_refuses_to_overwrite_its_input() {
 }
 
 #[test]
-fn verbs_of_later_issues_say_they_are_not_available() {
-    for verb in ["sample", "repose"] {
-        let out = tessera(&[verb]);
-        assert_eq!(out.status.code(), Some(1), "{verb}");
-        assert!(
-            stderr(&out).contains("not available yet"),
-            "{verb}: {}",
-            stderr(&out)
-        );
-    }
+fn repose_writes_the_result_and_names_a_malformed_pose_file() {
+    let models = common::tiny_models("cli-repose");
+    let dir = common::temp_dir("cli-repose-files");
+    let picture = dir.join("person.png");
+    image::RgbImage::from_fn(200, 260, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+    })
+    .save(&picture)
+    .expect("picture");
+    let (old, new, bad) = (
+        dir.join("old.json"),
+        dir.join("new.json"),
+        dir.join("bad.json"),
+    );
+    Pose::standing(90.0, 240.0, 180.0)
+        .write(&old)
+        .expect("pose");
+    Pose::standing(110.0, 240.0, 170.0)
+        .write(&new)
+        .expect("pose");
+    std::fs::write(&bad, r#"{"joints": [{"x": 3, "y": 4, "visible": true}]}"#).expect("bad");
+    let out = dir.join("reposed.png");
+    let run = |to: &Path| {
+        tessera(&[
+            "repose",
+            "--backend",
+            "cpu",
+            "--models",
+            models.to_str().expect("utf8"),
+            "--image",
+            picture.to_str().expect("utf8"),
+            "--pose",
+            old.to_str().expect("utf8"),
+            "--to",
+            to.to_str().expect("utf8"),
+            "--out",
+            out.to_str().expect("utf8"),
+        ])
+    };
+    let result = run(&new);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let reposed = image::open(&out).expect("output").to_rgb8();
+    assert_eq!(reposed.dimensions(), (200, 260));
+    let refused = run(&bad);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("bad.json") && stderr(&refused).contains("13"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
+#[test]
+fn sample_says_it_is_not_available_yet() {
+    let out = tessera(&["sample"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not available yet"),
+        "{}",
+        stderr(&out)
+    );
 }

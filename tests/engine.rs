@@ -7,7 +7,9 @@ use std::ops::ControlFlow;
 use image::{GrayImage, Luma, RgbImage};
 use tessera::backend::BackendChoice;
 use tessera::data::faces::load_folder;
-use tessera::engine::{EditProgress, EditRequest, Engine, EngineError, Method};
+use tessera::data::people::{DILATION, repose_region};
+use tessera::data::poses::Pose;
+use tessera::engine::{EditProgress, EditRequest, Engine, EngineError, Method, ReposeRequest};
 use tessera::ilat::sample::Sampling;
 
 fn engine(tag: &str) -> Engine {
@@ -203,4 +205,78 @@ fn an_edit_can_be_cancelled_and_an_empty_mask_changes_nothing() {
         &mut |_| ControlFlow::Continue(()),
     );
     assert!(matches!(wrong, Err(EngineError::Input(_))));
+}
+
+fn repose_request(image: RgbImage, pose: Pose, new_pose: Pose, method: Method) -> ReposeRequest {
+    ReposeRequest {
+        image,
+        pose,
+        new_pose,
+        method,
+        sampling: Sampling::default(),
+    }
+}
+
+#[test]
+fn reposes_change_only_pixels_inside_the_union_of_both_skeletons() {
+    let mut engine = engine("engine-repose");
+    let photo = RgbImage::from_fn(320, 240, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x * y) % 256) as u8])
+    });
+    let old = Pose::standing(120.0, 220.0, 150.0);
+    let mut new = Pose::standing(150.0, 220.0, 150.0);
+    new.joints[6].y -= 60.0; // the right wrist up
+    new.joints[2].visible = false; // an invisible joint is fine
+    let (mask, _) = repose_region(&old, &new, (320, 240), DILATION, 64).expect("visible joints");
+    for method in [Method::Ilat, Method::Taming, Method::TamingStar] {
+        let mut tokens = 0;
+        let out = engine
+            .repose(
+                &repose_request(photo.clone(), old.clone(), new.clone(), method),
+                &mut |event| {
+                    if let EditProgress::Token { .. } = event {
+                        tokens += 1;
+                    }
+                    ControlFlow::Continue(())
+                },
+            )
+            .expect("repose");
+        assert_only_masked_pixels_change(&photo, &mask, &out);
+        assert!(tokens > 0, "{method:?}");
+    }
+}
+
+#[test]
+fn a_repose_needs_visible_joints_and_a_pose_model() {
+    let mut engine = engine("engine-repose-errors");
+    let photo = RgbImage::new(100, 100);
+    let mut hidden = Pose::standing(50.0, 90.0, 60.0);
+    for joint in &mut hidden.joints {
+        joint.visible = false;
+    }
+    let err = engine
+        .repose(
+            &repose_request(photo.clone(), hidden.clone(), hidden, Method::Ilat),
+            &mut |_| ControlFlow::Continue(()),
+        )
+        .expect_err("no joint");
+    assert!(matches!(err, EngineError::Input(_)), "{err}");
+    // A sketch model where the pose model should be: refused, not a panic.
+    let models = common::tiny_models("engine-repose-wrong-model");
+    for ext in ["json", "bpk"] {
+        std::fs::copy(
+            models.join(format!("ilat.{ext}")),
+            models.join(format!("pose-ilat.{ext}")),
+        )
+        .expect("copy");
+    }
+    let mut engine = Engine::new(&models, BackendChoice::Cpu).expect("engine");
+    let pose = Pose::standing(50.0, 90.0, 60.0);
+    let err = engine
+        .repose(
+            &repose_request(photo, pose.clone(), pose, Method::Ilat),
+            &mut |_| ControlFlow::Continue(()),
+        )
+        .expect_err("a sketch model");
+    assert!(err.to_string().contains("guided by Sketch"), "{err}");
 }

@@ -9,6 +9,7 @@ use image::{GrayImage, Luma};
 use tessera::backend::BackendChoice;
 use tessera::data::faces::load_folder;
 use tessera::engine::{EditRequest, Engine, Method};
+use tessera::ilat::model::Guidance;
 use tessera::ilat::sample::Sampling;
 use tessera::worker::{Event, Worker};
 
@@ -75,7 +76,7 @@ fn a_worker_without_models_says_why() {
     let worker = Worker::spawn(
         move || {
             let mut engine = Engine::new(&empty, BackendChoice::Cpu)?;
-            engine.prepare(Method::Ilat)?;
+            engine.prepare(Method::Ilat, Guidance::Sketch)?;
             Ok(engine)
         },
         || {},

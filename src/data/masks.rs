@@ -63,7 +63,8 @@ pub fn segment(mask: &mut GrayImage, from: (f32, f32), to: (f32, f32), radius: f
     }
 }
 
-fn disc(mask: &mut GrayImage, cx: f32, cy: f32, radius: f32, value: u8) {
+/// Paints a disc in `value`.
+pub fn disc(mask: &mut GrayImage, cx: f32, cy: f32, radius: f32, value: u8) {
     let (w, h) = mask.dimensions();
     let x0 = (cx - radius).floor().max(0.0) as u32;
     let y0 = (cy - radius).floor().max(0.0) as u32;

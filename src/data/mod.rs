@@ -4,6 +4,7 @@ pub mod check;
 pub mod convert;
 pub mod faces;
 pub mod masks;
+pub mod people;
 pub mod poses;
 pub mod sketch;
 
@@ -21,6 +22,9 @@ pub enum DataError {
     /// An image could not be decoded.
     #[error("cannot read image {}: {reason}", path.display())]
     BadImage { path: PathBuf, reason: String },
+    /// A pose file is not one.
+    #[error("cannot read the pose {}: {reason}", path.display())]
+    BadPose { path: PathBuf, reason: String },
     /// A listing failed.
     #[error("cannot list {}: {reason}", path.display())]
     Io { path: PathBuf, reason: String },

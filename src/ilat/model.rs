@@ -2,20 +2,32 @@
 //! trained with the vanilla causal mask).
 //!
 //! The target sequence is `t[s], t_0, …, t_{N−2}`: position `p` holds the start token
-//! (p = 0) or token `p − 1`, and its output predicts token `p`. The sketch enters in one
-//! of two ways (iLAT §3.3, DESIGN §3.2):
-//! - *aligned*: the sketch patch of token `p` is embedded and added at position `p`,
-//!   so the prediction of a token sees the strokes at its own place; the sequence stays
-//!   `N` long;
-//! - *prepended*: the `N` sketch patches become condition rows before the targets, as
-//!   in the paper; the sequence is `2N` long.
+//! (p = 0) or token `p − 1`, and its output predicts token `p`. Guidance enters in one
+//! of three ways (iLAT §3.3, DESIGN §3.2):
+//! - a sketch, *aligned*: the sketch patch of token `p` is embedded and added at
+//!   position `p`, so the prediction of a token sees the strokes at its own place; the
+//!   sequence stays `N` long;
+//! - a sketch, *prepended*: the `N` sketch patches become condition rows before the
+//!   targets, as in the paper; the sequence is `2N` long;
+//! - a pose: the 13 target joints become 13 condition rows through the PointMLP.
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
+use crate::data::poses::JOINTS;
+use crate::nn::point_mlp::{PointMlp, PointMlpConfig};
 use crate::nn::transformer::{KvCache, Transformer, TransformerConfig};
 use crate::store::{self, StoreError};
+
+/// What guides the regenerated tokens.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum Guidance {
+    /// Strokes, dark on white (faces).
+    Sketch,
+    /// The 13 joints of the wanted pose (people).
+    Pose,
+}
 
 /// How the sketch reaches the transformer.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -45,7 +57,10 @@ pub struct IlatConfig {
     /// Side of the sketch patch under one token, in pixels (the tokenizer's factor).
     #[config(default = 4)]
     pub patch: usize,
-    /// How the sketch enters.
+    /// What guides the model.
+    #[config(default = "Guidance::Sketch")]
+    pub guidance: Guidance,
+    /// How the sketch enters (sketch guidance only).
     #[config(default = "SketchInput::Aligned")]
     pub sketch: SketchInput,
 }
@@ -58,9 +73,10 @@ impl IlatConfig {
 
     /// Number of condition rows before the targets.
     pub fn conditions(&self) -> usize {
-        match self.sketch {
-            SketchInput::Aligned => 0,
-            SketchInput::Prepended => self.tokens(),
+        match (self.guidance, self.sketch) {
+            (Guidance::Sketch, SketchInput::Aligned) => 0,
+            (Guidance::Sketch, SketchInput::Prepended) => self.tokens(),
+            (Guidance::Pose, _) => JOINTS,
         }
     }
 
@@ -78,9 +94,14 @@ impl IlatConfig {
     /// Builds the model with fresh weights.
     pub fn init(&self, device: &Device) -> Ilat {
         let length = self.conditions() + self.tokens();
+        let sketch = (self.guidance == Guidance::Sketch)
+            .then(|| LinearConfig::new(self.patch * self.patch, self.d_model).init(device));
+        let pose = (self.guidance == Guidance::Pose)
+            .then(|| PointMlpConfig::new(JOINTS, self.d_model).init(device));
         Ilat {
             tokens: EmbeddingConfig::new(self.vocab + 1, self.d_model).init(device),
-            sketch: LinearConfig::new(self.patch * self.patch, self.d_model).init(device),
+            sketch,
+            pose,
             transformer: TransformerConfig::new(self.d_model, self.n_heads, self.n_layers, length)
                 .init(device),
             head: LinearConfig::new(self.d_model, self.vocab).init(device),
@@ -98,11 +119,59 @@ pub fn shift_right(grid: &[i64], start: i64) -> Vec<i64> {
         .collect()
 }
 
+/// The guidance of a batch, as the network takes it.
+#[derive(Debug, Clone)]
+pub enum Guide {
+    /// Sketch patches, `[B, N, patch²]`, 1 on strokes.
+    Sketch(Tensor<3>),
+    /// Joints, `[B, 13, 3]`: x and y in [0, 1] of the picture, visible 0 or 1.
+    Pose(Tensor<3>),
+}
+
+impl Guide {
+    /// Random guidance of one sequence for a model of `config`, for tests.
+    #[cfg(test)]
+    pub(crate) fn random(config: &IlatConfig, device: &Device) -> Self {
+        use burn::tensor::Distribution;
+        match config.guidance {
+            Guidance::Sketch => Guide::Sketch(Tensor::random(
+                [1, config.tokens(), config.patch * config.patch],
+                Distribution::Bernoulli(0.3),
+                device,
+            )),
+            Guidance::Pose => Guide::Pose(Tensor::random(
+                [1, JOINTS, 3],
+                Distribution::Uniform(0.0, 1.0),
+                device,
+            )),
+        }
+    }
+
+    /// The device its tensor lives on.
+    pub fn device(&self) -> Device {
+        match self {
+            Guide::Sketch(t) | Guide::Pose(t) => t.device(),
+        }
+    }
+}
+
+/// Guidance after embedding: condition rows and additions to the target rows.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    /// `[B, C, D]`, when the model has condition rows.
+    conditions: Option<Tensor<3>>,
+    /// `[B, N, D]`, when guidance is added to the target rows.
+    aligned: Option<Tensor<3>>,
+}
+
 /// The token transformer: embeddings, the shared transformer, a classification head.
 #[derive(Module, Debug)]
 pub struct Ilat {
     tokens: Embedding,
-    sketch: Linear,
+    /// Sketch patch embedding (sketch guidance).
+    sketch: Option<Linear>,
+    /// Joints to condition rows (pose guidance).
+    pose: Option<PointMlp>,
     transformer: Transformer,
     head: Linear,
     vocab: usize,
@@ -131,46 +200,73 @@ impl Ilat {
         self.vocab
     }
 
+    /// Embeds the guidance.
+    ///
+    /// # Panics
+    /// When the guide is of another kind than the model's (a bug of the caller: the
+    /// engine and the training check the kind first).
+    pub fn embed_guide(&self, guide: Guide) -> Embedded {
+        match (guide, &self.sketch, &self.pose) {
+            (Guide::Sketch(sketch), Some(linear), _) => {
+                let rows = linear.forward(sketch); // [B, N, D]
+                if self.conditions == 0 {
+                    Embedded {
+                        conditions: None,
+                        aligned: Some(rows),
+                    }
+                } else {
+                    Embedded {
+                        conditions: Some(rows),
+                        aligned: None,
+                    }
+                }
+            }
+            (Guide::Pose(joints), _, Some(mlp)) => Embedded {
+                conditions: Some(mlp.forward(joints)), // [B, 13, D]
+                aligned: None,
+            },
+            (guide, _, _) => panic!("a {guide:?} given to a model guided otherwise"),
+        }
+    }
+
     /// Embeds every row of the sequence: conditions, then targets.
     ///
     /// # Shapes
     /// - inputs: `[B, N]` input ids of the target positions (start token, then tokens
-    ///   shifted by one); sketch: `[B, N, patch²]`, 1 on strokes
+    ///   shifted by one)
     /// - output: `[B, C + N, D]`
-    pub fn embed(&self, inputs: Tensor<2, Int>, sketch: Tensor<3>) -> Tensor<3> {
-        let targets = self.tokens.forward(inputs);
-        let sketch = self.sketch.forward(sketch);
-        if self.conditions == 0 {
-            targets + sketch
-        } else {
-            Tensor::cat(vec![sketch, targets], 1)
+    pub fn embed(&self, inputs: Tensor<2, Int>, guide: &Embedded) -> Tensor<3> {
+        let mut targets = self.tokens.forward(inputs);
+        if let Some(aligned) = &guide.aligned {
+            targets = targets + aligned.clone();
+        }
+        match &guide.conditions {
+            Some(conditions) => Tensor::cat(vec![conditions.clone(), targets], 1),
+            None => targets,
         }
     }
 
-    /// The sketch's embedding, per token: what [`Ilat::target_row`] adds (aligned) and
-    /// the condition rows (prepended).
+    /// Condition row `row` of one sequence's embedded guidance.
     ///
     /// # Shapes
-    /// - sketch: `[1, N, patch²]` → `[1, N, D]`
-    pub fn embed_sketch(&self, sketch: Tensor<3>) -> Tensor<3> {
-        self.sketch.forward(sketch)
+    /// - output: `[1, 1, D]`
+    pub fn condition_row(&self, row: usize, guide: &Embedded) -> Option<Tensor<3>> {
+        let conditions = guide.conditions.as_ref()?;
+        (row < conditions.dims()[1]).then(|| conditions.clone().narrow(1, row, 1))
     }
 
     /// One target row as [`Ilat::embed`] makes it: input id `input` at target position
-    /// `position`, with the sketch embedding from [`Ilat::embed_sketch`].
+    /// `position` of one sequence.
     ///
     /// # Shapes
-    /// - sketch: `[1, N, D]` → `[1, 1, D]`
-    pub fn target_row(&self, input: usize, position: usize, sketch: &Tensor<3>) -> Tensor<3> {
-        let id = Tensor::<2, Int>::from_data(
-            TensorData::new(vec![input as i64], [1, 1]),
-            &sketch.device(),
-        );
+    /// - output: `[1, 1, D]`
+    pub fn target_row(&self, input: usize, position: usize, guide: &Embedded) -> Tensor<3> {
+        let device = self.head.weight.val().device();
+        let id = Tensor::<2, Int>::from_data(TensorData::new(vec![input as i64], [1, 1]), &device);
         let token = self.tokens.forward(id);
-        if self.conditions == 0 {
-            token + sketch.clone().narrow(1, position, 1)
-        } else {
-            token
+        match &guide.aligned {
+            Some(aligned) => token + aligned.clone().narrow(1, position, 1),
+            None => token,
         }
     }
 
@@ -225,7 +321,7 @@ impl Ilat {
 mod tests {
     use super::*;
     use crate::ilat::train::{Objective, attention_masks};
-    use burn::tensor::{Distribution, Tolerance};
+    use burn::tensor::Tolerance;
 
     /// Logits of every target position for a raster grid of tokens.
     fn logits_for(
@@ -233,33 +329,38 @@ mod tests {
         config: &IlatConfig,
         grid: &[i64],
         token_mask: &[bool],
-        sketch: &Tensor<3>,
+        guide: &Guide,
     ) -> Tensor<3> {
-        let device = sketch.device();
+        let device = guide.device();
         let n = config.tokens();
         let inputs = shift_right(grid, config.vocab as i64);
         let inputs = Tensor::<2, Int>::from_data(TensorData::new(inputs, [1, n]), &device);
         let mask = attention_masks(&[token_mask], config, Objective::LocalAr, &device);
-        model.logits(model.embed(inputs, sketch.clone()), mask)
+        model.logits(model.embed(inputs, &model.embed_guide(guide.clone())), mask)
     }
 
     #[test]
     fn no_prediction_sees_the_masked_token_it_or_a_later_one_predicts() {
-        for sketch_input in [SketchInput::Aligned, SketchInput::Prepended] {
+        let configs = [
+            IlatConfig::tiny(16, SketchInput::Aligned),
+            IlatConfig::tiny(16, SketchInput::Prepended),
+            IlatConfig::tiny(16, SketchInput::Aligned).with_guidance(Guidance::Pose),
+        ];
+        for config in configs {
             let device = Device::flex();
             device.seed(21);
-            let config = IlatConfig::tiny(16, sketch_input);
+            let name = format!("{:?} {:?}", config.guidance, config.sketch);
             let model = config.init(&device);
             let token_mask: Vec<bool> =
                 (0..16).map(|i| [1, 2, 5, 9, 10, 14].contains(&i)).collect();
             let causal = crate::ilat::mask::causal_positions(&token_mask);
             let grid: Vec<i64> = (0..16).map(|i| (i * 3 % 16) as i64).collect();
-            let sketch = Tensor::<3>::random([1, 16, 4], Distribution::Bernoulli(0.3), &device);
-            let base = logits_for(&model, &config, &grid, &token_mask, &sketch);
+            let guide = Guide::random(&config, &device);
+            let base = logits_for(&model, &config, &grid, &token_mask, &guide);
             for changed in (0..16).filter(|&j| token_mask[j]) {
                 let mut other = grid.clone();
                 other[changed] = (other[changed] + 7) % 16;
-                let after = logits_for(&model, &config, &other, &token_mask, &sketch);
+                let after = logits_for(&model, &config, &other, &token_mask, &guide);
                 for (p, &is_causal) in causal.iter().enumerate().take(16) {
                     // Position p predicts token p; it may depend on masked token j only
                     // when j < p, and then only if p is causal.
@@ -280,10 +381,7 @@ mod tests {
                         .abs()
                         .max()
                         .into_scalar::<f32>();
-                    assert!(
-                        diff > 1e-4,
-                        "{sketch_input:?}: position {p} ignores token {changed}"
-                    );
+                    assert!(diff > 1e-4, "{name}: position {p} ignores token {changed}");
                 }
             }
         }

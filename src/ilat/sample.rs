@@ -15,7 +15,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::mask::{causal_positions, network_mask};
-use super::model::{Ilat, shift_right};
+use super::model::{Embedded, Guide, Ilat, shift_right};
 use crate::nn::transformer::KvCache;
 
 /// Which tokens are generated, and with which attention mask.
@@ -57,13 +57,12 @@ pub struct Cancelled;
 /// After each new token `on_token(grid, position)` is called with the grid so far; it
 /// may stop the sampler by returning `Break`.
 ///
-/// # Shapes
-/// - sketch: `[1, N, patch²]`, 1 on strokes
+/// The guide is one sequence's (batch 1) and of the model's kind.
 pub fn sample(
     model: &Ilat,
     tokens: &[usize],
     token_mask: &[bool],
-    sketch: Tensor<3>,
+    guide: Guide,
     order: Order,
     sampling: &Sampling,
     on_token: &mut dyn FnMut(&[usize], usize) -> ControlFlow<()>,
@@ -73,15 +72,15 @@ pub fn sample(
         return Ok(grid);
     };
     let mut rng = StdRng::seed_from_u64(sampling.seed);
-    let device = sketch.device();
+    let device = guide.device();
     let conditions = model.conditions();
-    // The whole sequence embedded once (the first pass takes its rows from it), and the
-    // sketch's embedding for the rows built one by one later.
+    // The guidance and the whole sequence embedded once (the first pass takes its rows
+    // from it; the rows built one by one later reuse the guidance).
+    let guide = model.embed_guide(guide);
     let ids: Vec<i64> = grid.iter().map(|&t| t as i64).collect();
     let inputs = shift_right(&ids, model.start_token() as i64);
     let inputs = Tensor::<2, Int>::from_data(TensorData::new(inputs, [1, grid.len()]), &device);
-    let sequence = model.embed(inputs, sketch.clone());
-    let sketch = model.embed_sketch(sketch);
+    let sequence = model.embed(inputs, &guide);
     let mut cache = KvCache::default();
     let (prefix, rest) = plan(order, token_mask, conditions, first);
     // The first pass; in the full order its last row predicts `first`. (In the local
@@ -116,9 +115,9 @@ pub fn sample(
         }
         let rows: Vec<Tensor<3>> = pending
             .iter()
-            .map(|&row| sequence_row(model, &grid, conditions, row, &sketch))
+            .map(|&row| sequence_row(model, &grid, conditions, row, &guide))
             .collect();
-        let mask = pending_mask(pending.len(), cache.len(), model.heads(), &sketch.device());
+        let mask = pending_mask(pending.len(), cache.len(), model.heads(), &device);
         let logits = model.step(Tensor::cat(rows, 1), &pending, mask, &mut cache);
         pending.clear();
         grid[target] = draw(logits, sampling, &mut rng);
@@ -166,12 +165,14 @@ fn sequence_row(
     grid: &[usize],
     conditions: usize,
     row: usize,
-    sketch: &Tensor<3>,
+    guide: &Embedded,
 ) -> Tensor<3> {
     match row.checked_sub(conditions) {
-        None => sketch.clone().narrow(1, row, 1),
-        Some(0) => model.target_row(model.start_token(), 0, sketch),
-        Some(p) => model.target_row(grid[p - 1], p, sketch),
+        None => model
+            .condition_row(row, guide)
+            .unwrap_or_else(|| unreachable!("condition rows are all in the first pass")),
+        Some(0) => model.target_row(model.start_token(), 0, guide),
+        Some(p) => model.target_row(grid[p - 1], p, guide),
     }
 }
 
@@ -275,11 +276,12 @@ pub fn sample_recomputed(
     model: &Ilat,
     tokens: &[usize],
     token_mask: &[bool],
-    sketch: Tensor<3>,
+    guide: Guide,
     order: Order,
     sampling: &Sampling,
 ) -> Vec<usize> {
-    let device = sketch.device();
+    let device = guide.device();
+    let guide = model.embed_guide(guide);
     let n = tokens.len();
     let length = model.conditions() + n;
     let blocked = network_mask(model.conditions(), token_mask, order == Order::Local);
@@ -295,7 +297,7 @@ pub fn sample_recomputed(
         let ids: Vec<i64> = grid.iter().map(|&t| t as i64).collect();
         let inputs = super::model::shift_right(&ids, model.start_token() as i64);
         let inputs = Tensor::<2, Int>::from_data(TensorData::new(inputs, [1, n]), &device);
-        let logits = model.logits(model.embed(inputs, sketch.clone()), mask.clone());
+        let logits = model.logits(model.embed(inputs, &guide), mask.clone());
         let vocab = logits.dims()[2];
         let row = logits.narrow(1, target, 1).reshape([vocab]);
         grid[target] = draw(row, sampling, &mut rng);
@@ -306,18 +308,20 @@ pub fn sample_recomputed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ilat::model::{IlatConfig, SketchInput};
-    use burn::tensor::Distribution;
+    use crate::ilat::model::{Guidance, IlatConfig, SketchInput};
 
-    fn setup(sketch_input: SketchInput) -> (Ilat, Vec<usize>, Vec<bool>, Tensor<3>) {
+    fn setup(config: IlatConfig) -> (Ilat, Vec<usize>, Vec<bool>, Guide) {
         let device = Device::flex();
         device.seed(3);
-        let config = IlatConfig::tiny(24, sketch_input);
         let model = config.init(&device);
         let tokens: Vec<usize> = (0..16).map(|i| (i * 5) % 24).collect();
         let token_mask: Vec<bool> = (0..16).map(|i| [2, 3, 6, 7, 11, 15].contains(&i)).collect();
-        let sketch = Tensor::<3>::random([1, 16, 4], Distribution::Bernoulli(0.3), &device);
-        (model, tokens, token_mask, sketch)
+        let guide = Guide::random(&config, &device);
+        (model, tokens, token_mask, guide)
+    }
+
+    fn sketched() -> (Ilat, Vec<usize>, Vec<bool>, Guide) {
+        setup(IlatConfig::tiny(24, SketchInput::Aligned))
     }
 
     #[test]
@@ -327,14 +331,20 @@ mod tests {
             temperature: 1.0,
             seed: 11,
         };
-        for sketch_input in [SketchInput::Aligned, SketchInput::Prepended] {
-            let (model, tokens, token_mask, sketch) = setup(sketch_input);
+        let configs = [
+            IlatConfig::tiny(24, SketchInput::Aligned),
+            IlatConfig::tiny(24, SketchInput::Prepended),
+            IlatConfig::tiny(24, SketchInput::Aligned).with_guidance(Guidance::Pose),
+        ];
+        for config in configs {
+            let name = format!("{:?} {:?}", config.guidance, config.sketch);
+            let (model, tokens, token_mask, guide) = setup(config);
             for order in [Order::Local, Order::Full] {
                 let cached = sample(
                     &model,
                     &tokens,
                     &token_mask,
-                    sketch.clone(),
+                    guide.clone(),
                     order,
                     &sampling,
                     &mut |_, _| ControlFlow::Continue(()),
@@ -344,25 +354,25 @@ mod tests {
                     &model,
                     &tokens,
                     &token_mask,
-                    sketch.clone(),
+                    guide.clone(),
                     order,
                     &sampling,
                 );
-                assert_eq!(cached, reference, "{sketch_input:?} {order:?}");
+                assert_eq!(cached, reference, "{name} {order:?}");
             }
         }
     }
 
     #[test]
     fn local_order_changes_only_masked_tokens_and_full_order_all_after_the_first() {
-        let (model, tokens, token_mask, sketch) = setup(SketchInput::Aligned);
+        let (model, tokens, token_mask, guide) = sketched();
         let sampling = Sampling::default();
         let mut seen = Vec::new();
         let local = sample(
             &model,
             &tokens,
             &token_mask,
-            sketch.clone(),
+            guide.clone(),
             Order::Local,
             &sampling,
             &mut |_, p| {
@@ -382,7 +392,7 @@ mod tests {
             &model,
             &tokens,
             &token_mask,
-            sketch,
+            guide,
             Order::Full,
             &sampling,
             &mut |_, _| {
@@ -396,13 +406,13 @@ mod tests {
 
     #[test]
     fn the_caller_can_cancel_between_tokens() {
-        let (model, tokens, token_mask, sketch) = setup(SketchInput::Aligned);
+        let (model, tokens, token_mask, guide) = sketched();
         let mut calls = 0;
         let result = sample(
             &model,
             &tokens,
             &token_mask,
-            sketch,
+            guide,
             Order::Local,
             &Sampling::default(),
             &mut |_, _| {

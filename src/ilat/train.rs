@@ -1,12 +1,12 @@
 //! Training the token transformers: iLAT with the local-autoregressive mask and NLL on
 //! the masked tokens only (Eq. 6), and the Taming baseline with the vanilla causal
-//! mask and NLL on every token. Both see the same data: augmented faces tokenised by
-//! the shipped TS-VQGAN, free-form masks over 5-50 % of the tokens, and XDoG sketches
-//! with strokes dropped inside the mask.
+//! mask and NLL on every token. Both see the same data (see `examples`), tokenised by
+//! the shipped TS-VQGAN: faces with free-form masks and sketches, or pairs of frames
+//! of a person with skeleton masks and the target pose.
 //!
-//! iLAT's context tokens come from the leak-free encoder run with the mask, exactly
-//! what an edit sees; its targets (and the inputs of masked positions, teacher forced)
-//! are the tokens of the whole picture.
+//! iLAT's context tokens come from the leak-free encoder run on the source picture
+//! with the mask, exactly what an edit sees; its targets (and the inputs of masked
+//! positions, teacher forced) are the tokens of the whole target picture.
 
 use std::path::PathBuf;
 
@@ -14,16 +14,15 @@ use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
-use image::{GrayImage, RgbImage};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
+use super::examples::{Dataset, Examples};
 use super::mask::network_mask;
-use super::model::{Ilat, IlatConfig, shift_right};
-use crate::data::convert::{images_to_tensor, masks_to_tensor, sketch_patches};
-use crate::data::faces::{augment, load_folder};
-use crate::data::masks::random_mask;
-use crate::data::sketch::{Xdog, drop_strokes};
+use super::model::{Guidance, Guide, Ilat, IlatConfig, shift_right};
+use crate::data::convert::{images_to_tensor, masks_to_tensor};
+use crate::data::faces::load_folder;
+use crate::data::people::{Part, People};
 use crate::store;
 use crate::training::{self, Run, TrainError, learning_rate};
 use crate::vqgan::Vqgan;
@@ -77,13 +76,44 @@ pub struct IlatTrainingConfig {
     pub seed: u64,
 }
 
+/// Where a run's data is.
+#[derive(Debug, Clone)]
+pub enum TrainingData {
+    /// Training and held-out faces (sketch guidance).
+    Faces { train: PathBuf, test: PathBuf },
+    /// Demo-video frames and their keypoints (pose guidance).
+    People { frames: PathBuf, keypoints: PathBuf },
+}
+
+impl TrainingData {
+    /// The training and the held-out examples' source.
+    fn load(&self, size: u32) -> Result<(Dataset, Dataset), TrainError> {
+        Ok(match self {
+            TrainingData::Faces { train, test } => (
+                Dataset::Faces(load_folder(train, size)?),
+                Dataset::Faces(load_folder(test, size)?),
+            ),
+            TrainingData::People { frames, keypoints } => (
+                Dataset::People(People::load(frames, keypoints, Part::Train)?),
+                Dataset::People(People::load(frames, keypoints, Part::Test)?),
+            ),
+        })
+    }
+
+    /// The guidance this data carries.
+    pub fn guidance(&self) -> Guidance {
+        match self {
+            TrainingData::Faces { .. } => Guidance::Sketch,
+            TrainingData::People { .. } => Guidance::Pose,
+        }
+    }
+}
+
 /// Where a run reads and writes.
 #[derive(Debug, Clone)]
 pub struct IlatTrainingPaths {
-    /// Training faces.
-    pub train: PathBuf,
-    /// Held-out faces for the periodic evaluation.
-    pub test: PathBuf,
+    /// The examples.
+    pub data: TrainingData,
     /// The models folder holding the tokenizer (`vqgan`).
     pub tokenizer: PathBuf,
     /// The run folder (checkpoints, loss log).
@@ -100,78 +130,12 @@ pub struct TokenBatch {
     pub inputs: Tensor<2, Int>,
     /// Token to predict at each position: `[B, N]`.
     pub targets: Tensor<2, Int>,
-    /// Sketch patches: `[B, N, patch²]`.
-    pub sketch: Tensor<3>,
+    /// Guidance (sketch patches or poses).
+    pub guide: Guide,
     /// Attention mask, `true` = blocked: `[B, H, C + N, C + N]`.
     pub mask: Tensor<4, Bool>,
     /// 1 where the loss counts: `[B, N]`.
     pub weights: Tensor<2>,
-}
-
-/// Examples before tokenisation: pictures, their edit masks and their sketches.
-pub struct Examples {
-    pub images: Vec<RgbImage>,
-    pub masks: Vec<GrayImage>,
-    pub sketches: Vec<GrayImage>,
-}
-
-impl Examples {
-    /// Draws `count` augmented faces with random masks covering between `min` and
-    /// `max` of the tokens (of side `factor` pixels), and their sketches with strokes
-    /// dropped inside the mask.
-    pub fn draw(
-        set: &[RgbImage],
-        count: usize,
-        (min, max): (f32, f32),
-        factor: u32,
-        rng: &mut impl Rng,
-    ) -> Self {
-        let mut examples = Examples {
-            images: Vec::new(),
-            masks: Vec::new(),
-            sketches: Vec::new(),
-        };
-        for _ in 0..count {
-            let image = augment(&set[rng.random_range(0..set.len())], 2, rng);
-            let mask = token_covering_mask(image.width(), factor, (min, max), rng);
-            let mut sketch = Xdog::default().sketch(&image);
-            drop_strokes(&mut sketch, &mask, rng);
-            examples.images.push(image);
-            examples.masks.push(mask);
-            examples.sketches.push(sketch);
-        }
-        examples
-    }
-}
-
-/// A random stroke-and-box mask whose token footprint covers `min..=max` of the grid.
-fn token_covering_mask(
-    size: u32,
-    factor: u32,
-    (min, max): (f32, f32),
-    rng: &mut impl Rng,
-) -> GrayImage {
-    loop {
-        // Token coverage exceeds pixel coverage (a token is masked if any pixel is).
-        let mask = random_mask(size, min * 0.5, max, rng);
-        let cover = token_coverage(&mask, factor);
-        if (min..=max).contains(&cover) {
-            return mask;
-        }
-    }
-}
-
-/// Fraction of `factor`x`factor` patches with any masked pixel.
-pub fn token_coverage(mask: &GrayImage, factor: u32) -> f32 {
-    let side = mask.width() / factor;
-    let masked = (0..side * side)
-        .filter(|t| {
-            let (tx, ty) = (t % side * factor, t / side * factor);
-            (0..factor * factor)
-                .any(|k| mask.get_pixel(tx + k % factor, ty + k / factor).0[0] >= 128)
-        })
-        .count();
-    masked as f32 / (side * side).max(1) as f32
 }
 
 /// Tokenises examples and builds the step's tensors for `objective`.
@@ -187,15 +151,16 @@ pub fn make_batch(
         .first()
         .cloned()
         .unwrap_or_else(|| device.clone());
-    let images = images_to_tensor(&examples.images, &tokenizer_device);
+    let targets = images_to_tensor(&examples.targets, &tokenizer_device);
     let masks = masks_to_tensor(&examples.masks, &tokenizer_device);
-    let clean = to_vec(tokenizer.encode(images.clone(), None).0);
+    let clean = to_vec(tokenizer.encode(targets, None).0);
     let token_masks = tokenizer.token_mask_flags(masks.clone());
     let n = model.tokens();
-    let batch = examples.images.len();
+    let batch = examples.targets.len();
     let (grid, weights): (Vec<i64>, Vec<f32>) = match objective {
         Objective::LocalAr => {
-            let context = to_vec(tokenizer.encode(images, Some(masks)).0);
+            let sources = images_to_tensor(&examples.sources, &tokenizer_device);
+            let context = to_vec(tokenizer.encode(sources, Some(masks)).0);
             (0..batch * n)
                 .map(|i| {
                     if token_masks[i] {
@@ -216,7 +181,7 @@ pub fn make_batch(
     TokenBatch {
         inputs: Tensor::from_data(TensorData::new(inputs, [batch, n]), device),
         targets: Tensor::from_data(TensorData::new(clean, [batch, n]), device),
-        sketch: sketch_patches(&examples.sketches, model.patch, device),
+        guide: examples.guides.to_guide(model.patch, device),
         mask: attention_masks(&token_masks, model, objective, device),
         weights: Tensor::from_data(TensorData::new(weights, [batch, n]), device),
     }
@@ -267,7 +232,10 @@ pub fn masked_nll(logits: Tensor<3>, targets: Tensor<2, Int>, weights: Tensor<2>
 
 /// The batch's loss under `model`.
 pub fn batch_loss(model: &Ilat, batch: &TokenBatch) -> Tensor<1> {
-    let sequence = model.embed(batch.inputs.clone(), batch.sketch.clone());
+    let sequence = model.embed(
+        batch.inputs.clone(),
+        &model.embed_guide(batch.guide.clone()),
+    );
     let logits = model.logits(sequence, batch.mask.clone());
     masked_nll(logits, batch.targets.clone(), batch.weights.clone())
 }
@@ -305,10 +273,18 @@ pub fn train(
             expected: config.model.grid,
         });
     }
-    let size = tokenizer_config.image_size as u32;
-    let factor = tokenizer_config.factor() as u32;
-    let train_set = load_folder(&paths.train, size)?;
-    let test_set = load_folder(&paths.test, size)?;
+    if paths.data.guidance() != config.model.guidance {
+        return Err(TrainError::Config(format!(
+            "the model is guided by {:?} but the data carries {:?}",
+            config.model.guidance,
+            paths.data.guidance()
+        )));
+    }
+    let shape = (
+        tokenizer_config.image_size as u32,
+        tokenizer_config.factor() as u32,
+    );
+    let (train_set, test_set) = paths.data.load(shape.0)?;
     let (mut run, resume) = Run::open(&paths.run, config.steps)?;
     run.set_prefix(&paths.name);
     training::save_config(config, &paths.run)?;
@@ -331,7 +307,7 @@ pub fn train(
     };
     let range = (config.min_masked, config.max_masked);
     let mut test_rng = StdRng::seed_from_u64(config.seed);
-    let test_examples = Examples::draw(&test_set, 32, range, factor, &mut test_rng);
+    let test_examples = test_set.draw(32, range, shape, &mut test_rng);
     let test_batch = make_batch(
         &test_examples,
         &tokenizer,
@@ -343,7 +319,7 @@ pub fn train(
     let mut test_nll = f64::NAN;
     for step in start..config.steps {
         let lr = learning_rate(step, config.steps, config.warmup, config.lr, 0.1);
-        let examples = Examples::draw(&train_set, config.batch, range, factor, &mut rng);
+        let examples = train_set.draw(config.batch, range, shape, &mut rng);
         let batch = make_batch(
             &examples,
             &tokenizer,
@@ -392,9 +368,10 @@ fn save_state(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ilat::examples::token_coverage;
     use crate::vqgan::VqganConfig;
 
-    fn tiny() -> (Vqgan, IlatConfig, Vec<RgbImage>) {
+    fn tiny() -> (Vqgan, IlatConfig, Dataset) {
         let device = Device::flex();
         device.seed(8);
         let tokenizer = VqganConfig::new()
@@ -409,19 +386,19 @@ mod tests {
             .with_n_layers(2);
         let faces = (0..4)
             .map(|i| {
-                RgbImage::from_fn(16, 16, |x, y| {
+                image::RgbImage::from_fn(16, 16, |x, y| {
                     image::Rgb([(x * 16) as u8, (y * 16) as u8, i * 60])
                 })
             })
             .collect();
-        (tokenizer, config, faces)
+        (tokenizer, config, Dataset::Faces(faces))
     }
 
     #[test]
     fn local_batches_weigh_only_masked_tokens_and_feed_context_elsewhere() {
         let (tokenizer, config, faces) = tiny();
         let mut rng = StdRng::seed_from_u64(1);
-        let examples = Examples::draw(&faces, 3, (0.1, 0.5), 4, &mut rng);
+        let examples = faces.draw(3, (0.1, 0.5), (16, 4), &mut rng);
         let batch = make_batch(
             &examples,
             &tokenizer,
@@ -467,7 +444,7 @@ mod tests {
         let mut model = config.init(&device);
         let mut optim = AdamWConfig::new().init();
         let mut rng = StdRng::seed_from_u64(4);
-        let examples = Examples::draw(&faces, 4, (0.2, 0.5), 4, &mut rng);
+        let examples = faces.draw(4, (0.2, 0.5), (16, 4), &mut rng);
         let batch = make_batch(&examples, &tokenizer, &config, Objective::LocalAr, &device);
         let first = training::scalar(&batch_loss(&model, &batch));
         for _ in 0..30 {

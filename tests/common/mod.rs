@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use burn::prelude::Device;
-use tessera::ilat::model::IlatConfig;
+use tessera::ilat::model::{Guidance, IlatConfig};
 use tessera::store;
 use tessera::vqgan::VqganConfig;
 
@@ -16,7 +16,7 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 }
 
 /// Writes a small untrained tokenizer (64x64 images, 16x16 tokens) and token models
-/// into a new models folder: enough to exercise every path without the shipped
+/// (sketch- and pose-guided) into a new models folder: enough to exercise every path without the shipped
 /// weights.
 pub fn tiny_models(tag: &str) -> PathBuf {
     let dir = temp_dir(tag);
@@ -33,6 +33,10 @@ pub fn tiny_models(tag: &str) -> PathBuf {
         .with_n_layers(2);
     for name in ["ilat", "taming"] {
         store::save_model(&dir, name, &tokens, tokens.init(&device)).expect("save tiny model");
+    }
+    let posed = tokens.with_guidance(Guidance::Pose);
+    for name in ["pose-ilat", "pose-taming"] {
+        store::save_model(&dir, name, &posed, posed.init(&device)).expect("save tiny model");
     }
     dir
 }
