@@ -15,13 +15,23 @@ use std::time::Instant;
 
 use image::RgbImage;
 
-use crate::engine::{EditProgress, EditRequest, Engine, EngineError, TokenGrid};
+use crate::engine::{EditProgress, EditRequest, Engine, EngineError, ReposeRequest, TokenGrid};
+
+/// A job for the models.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // it travels boxed (`Command::Run`)
+pub enum Request {
+    /// Regenerate the masked part of a picture.
+    Edit(EditRequest),
+    /// Regenerate a person in a new pose.
+    Repose(ReposeRequest),
+}
 
 /// What the worker is asked to do.
 #[derive(Debug)]
 pub enum Command {
-    /// Regenerate the masked part of a picture.
-    Edit { id: u64, request: Box<EditRequest> },
+    /// Run a job.
+    Run { id: u64, request: Box<Request> },
     /// Stop the thread.
     Shutdown,
 }
@@ -118,10 +128,10 @@ impl Worker {
         })
     }
 
-    /// Queues an edit and returns its id; any earlier job is cancelled.
-    pub fn edit(&self, request: EditRequest) -> u64 {
+    /// Queues a job and returns its id; any earlier job is cancelled.
+    pub fn submit(&self, request: Request) -> u64 {
         let id = self.latest.fetch_add(1, Ordering::SeqCst) + 1;
-        let command = Command::Edit {
+        let command = Command::Run {
             id,
             request: Box::new(request),
         };
@@ -173,7 +183,7 @@ fn model_pool() -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
 /// The thread's loop: take the newest job, run it while it is still the latest.
 fn serve(mut engine: Engine, inbox: &Receiver<Command>, latest: &AtomicU64, send: &dyn Fn(Event)) {
     while let Ok(command) = inbox.recv() {
-        let Command::Edit { id, request } = command else {
+        let Command::Run { id, request } = command else {
             return;
         };
         if id != latest.load(Ordering::SeqCst) {
@@ -183,7 +193,7 @@ fn serve(mut engine: Engine, inbox: &Receiver<Command>, latest: &AtomicU64, send
         let start = Instant::now();
         // A bug in a model must not take the editor down: the job fails, the next runs.
         let result = catch_unwind(AssertUnwindSafe(|| {
-            engine.edit(&request, &mut |progress| {
+            let mut progress = |progress| {
                 if latest.load(Ordering::SeqCst) != id {
                     return ControlFlow::Break(());
                 }
@@ -197,7 +207,11 @@ fn serve(mut engine: Engine, inbox: &Receiver<Command>, latest: &AtomicU64, send
                     EditProgress::Preview(image) => Event::Preview { id, image },
                 });
                 ControlFlow::Continue(())
-            })
+            };
+            match &*request {
+                Request::Edit(edit) => engine.edit(edit, &mut progress),
+                Request::Repose(repose) => engine.repose(repose, &mut progress),
+            }
         }))
         .unwrap_or_else(|panic| Err(EngineError::Input(panic_message(&*panic))));
         send(match result {

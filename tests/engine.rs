@@ -100,24 +100,6 @@ fn request(image: RgbImage, mask: GrayImage, method: Method) -> EditRequest {
     }
 }
 
-/// Every pixel outside the mask is bit-identical; some pixel inside changed.
-fn assert_only_masked_pixels_change(input: &RgbImage, mask: &GrayImage, output: &RgbImage) {
-    assert_eq!(output.dimensions(), input.dimensions());
-    let mut changed_inside = 0;
-    for (x, y, p) in output.enumerate_pixels() {
-        if mask.get_pixel(x, y).0[0] < 128 {
-            assert_eq!(
-                p,
-                input.get_pixel(x, y),
-                "pixel ({x}, {y}) outside the mask"
-            );
-        } else if p != input.get_pixel(x, y) {
-            changed_inside += 1;
-        }
-    }
-    assert!(changed_inside > 0, "nothing inside the mask changed");
-}
-
 #[test]
 fn edits_change_only_masked_pixels_of_a_face() {
     let mut engine = engine("engine-edit-face");
@@ -137,7 +119,7 @@ fn edits_change_only_masked_pixels_of_a_face() {
                 ControlFlow::Continue(())
             })
             .expect("edit");
-        assert_only_masked_pixels_change(&face, &mask, &out);
+        common::assert_only_masked_pixels_change(&face, &mask, &out);
     }
 }
 
@@ -175,7 +157,7 @@ fn edits_of_a_large_non_square_photo_keep_its_size_and_its_unmasked_pixels() {
             },
         )
         .expect("edit");
-    assert_only_masked_pixels_change(&photo, &mask, &out);
+    common::assert_only_masked_pixels_change(&photo, &mask, &out);
     assert!(
         tokens > 0 && previews > 0,
         "{tokens} tokens, {previews} previews"
@@ -241,7 +223,7 @@ fn reposes_change_only_pixels_inside_the_union_of_both_skeletons() {
                 },
             )
             .expect("repose");
-        assert_only_masked_pixels_change(&photo, &mask, &out);
+        common::assert_only_masked_pixels_change(&photo, &mask, &out);
         assert!(tokens > 0, "{method:?}");
     }
 }

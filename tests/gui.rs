@@ -1,5 +1,5 @@
-//! The editor as a person uses it, through egui_kittest: strokes, undo/redo and an
-//! edit that runs on the worker.
+//! The editor as a person uses it, through egui_kittest: strokes, undo/redo, joint
+//! drags, and edits and reposes that run on the worker.
 
 mod common;
 
@@ -10,7 +10,9 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use tessera::backend::BackendChoice;
 use tessera::data::faces::load_folder;
-use tessera::editor::EditorApp;
+use tessera::data::people::{DILATION, repose_region};
+use tessera::data::poses::Pose;
+use tessera::editor::{EditorApp, PoseMode, Tool};
 
 fn editor(tag: &str) -> Harness<'static, EditorApp> {
     let face = load_folder(&common::sample_faces(), 64)
@@ -100,33 +102,95 @@ fn a_finished_edit_changes_pixels_only_inside_the_mask() {
     harness.get_by_label("Generate").click();
     harness.step();
     assert!(harness.state().busy(), "{}", harness.state().status());
+    wait_for_the_job(&mut harness);
+    let app = harness.state();
+    let doc = app.document();
+    common::assert_only_masked_pixels_change(&original, &doc.mask, &doc.image);
+    // The edit itself is one undoable step.
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    harness.step();
+    assert_eq!(harness.state().document().image, original);
+}
+
+fn wait_for_the_job(harness: &mut Harness<'_, EditorApp>) {
     let start = Instant::now();
     while harness.state().busy() && start.elapsed() < Duration::from_secs(120) {
         std::thread::sleep(Duration::from_millis(20));
         harness.step();
     }
-    let app = harness.state();
-    assert!(!app.busy(), "the edit did not finish: {}", app.status());
-    let doc = app.document();
-    let mut changed = 0;
-    for (x, y, p) in doc.image.enumerate_pixels() {
-        if doc.mask.get_pixel(x, y).0[0] < 128 {
-            assert_eq!(
-                p,
-                original.get_pixel(x, y),
-                "pixel ({x}, {y}) outside the mask"
-            );
-        } else if p != original.get_pixel(x, y) {
-            changed += 1;
-        }
-    }
-    assert!(
-        changed > 0,
-        "nothing changed inside the mask: {}",
-        app.status()
+    assert!(!harness.state().busy(), "{}", harness.state().status());
+}
+
+#[test]
+fn dragging_a_joint_moves_the_target_and_generate_reposes_inside_both_skeletons() {
+    let people = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/samples/people");
+    let picture = image::open(people.join("single_cam03.png"))
+        .expect("sample")
+        .to_rgb8();
+    let pose = Pose::read(&people.join("single_cam03.pose.json")).expect("sample pose");
+    let app = EditorApp::new(
+        picture.clone(),
+        common::tiny_models("gui-pose"),
+        BackendChoice::Cpu,
+    )
+    .with_pose(pose.clone());
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(800.0, 640.0))
+        .build_ui_state(|ui, app: &mut EditorApp| app.ui(ui), app);
+    harness.step();
+    harness.get_by_label("Pose").click();
+    harness.step();
+    harness.get_by_label("Move").click();
+    harness.step();
+    assert_eq!(harness.state().tool(), Tool::Pose(PoseMode::Move));
+    // Drag the right wrist 40 points to the right.
+    let wrist = pose.joints[6];
+    let from = harness.state().screen_point((wrist.x, wrist.y));
+    drag(
+        &mut harness,
+        PointerButton::Primary,
+        from,
+        from + egui::vec2(40.0, 0.0),
     );
-    // The edit itself is one undoable step.
+    let doc = harness.state().document();
+    let target = doc.target.as_ref().expect("a target");
+    assert!(
+        target.joints[6].x > wrist.x + 5.0,
+        "moved to {}",
+        target.joints[6].x
+    );
+    assert!((target.joints[6].y - wrist.y).abs() < 2.0);
+    assert_eq!(doc.pose.as_ref(), Some(&pose), "the pose itself stays");
+    // A right-click hides a joint; undo shows it again.
+    let knee = pose.joints[9];
+    let at = harness.state().screen_point((knee.x, knee.y));
+    drag(&mut harness, PointerButton::Secondary, at, at);
+    assert!(
+        !harness
+            .state()
+            .document()
+            .target
+            .as_ref()
+            .expect("target")
+            .joints[9]
+            .visible
+    );
     harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
     harness.step();
-    assert_eq!(harness.state().document().image, original);
+    let doc = harness.state().document();
+    assert!(doc.target.as_ref().expect("target").joints[9].visible);
+    let new_pose = doc.target.clone().expect("target");
+    // Generate reposes: only pixels inside the union of both skeletons change.
+    harness.get_by_label("Generate").click();
+    harness.step();
+    wait_for_the_job(&mut harness);
+    let doc = harness.state().document();
+    let (mask, _) = repose_region(&pose, &new_pose, picture.dimensions(), DILATION, 64)
+        .expect("visible joints");
+    common::assert_only_masked_pixels_change(&picture, &mask, &doc.image);
+    assert_eq!(
+        doc.pose.as_ref(),
+        Some(&new_pose),
+        "the person stands there now"
+    );
 }

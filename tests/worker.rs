@@ -8,10 +8,11 @@ use std::time::Duration;
 use image::{GrayImage, Luma};
 use tessera::backend::BackendChoice;
 use tessera::data::faces::load_folder;
-use tessera::engine::{EditRequest, Engine, Method};
+use tessera::data::poses::Pose;
+use tessera::engine::{EditRequest, Engine, Method, ReposeRequest};
 use tessera::ilat::model::Guidance;
 use tessera::ilat::sample::Sampling;
-use tessera::worker::{Event, Worker};
+use tessera::worker::{Event, Request, Worker};
 
 #[test]
 fn a_burst_of_jobs_ends_with_the_last_ones_result_only() {
@@ -30,15 +31,27 @@ fn a_burst_of_jobs_ends_with_the_last_ones_result_only() {
     });
     let ids: Vec<u64> = (0..20)
         .map(|seed| {
-            worker.edit(EditRequest {
-                image: face.clone(),
-                mask: mask.clone(),
-                sketch: None,
-                method: Method::Ilat,
-                sampling: Sampling {
-                    seed,
-                    ..Sampling::default()
-                },
+            let sampling = Sampling {
+                seed,
+                ..Sampling::default()
+            };
+            // Edits and reposes alternate; the last is a repose.
+            worker.submit(if seed % 2 == 0 {
+                Request::Edit(EditRequest {
+                    image: face.clone(),
+                    mask: mask.clone(),
+                    sketch: None,
+                    method: Method::Ilat,
+                    sampling,
+                })
+            } else {
+                Request::Repose(ReposeRequest {
+                    image: face.clone(),
+                    pose: Pose::standing(32.0, 60.0, 50.0),
+                    new_pose: Pose::standing(30.0, 60.0, 45.0),
+                    method: Method::Ilat,
+                    sampling,
+                })
             })
         })
         .collect();

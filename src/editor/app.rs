@@ -8,14 +8,16 @@ use std::time::Instant;
 use egui::{Key, KeyboardShortcut, Modifiers};
 use image::RgbImage;
 
-use super::canvas::{CanvasView, Pictures, StrokeEvent};
+use super::canvas::{CanvasView, Overlay, Pictures, StrokeEvent};
 use super::demo::{Demo, DemoAction};
 use super::document::{Document, Layer};
 use super::history::History;
+use super::skeleton;
 use crate::backend::BackendChoice;
-use crate::engine::{EditRequest, Engine, Method};
+use crate::data::poses::Pose;
+use crate::engine::{EditRequest, Engine, Method, ReposeRequest};
 use crate::ilat::sample::Sampling;
-use crate::worker::{Event, Worker};
+use crate::worker::{Event, Request, Worker};
 
 /// Undo, redo and generate from the keyboard.
 const UNDO: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::Z);
@@ -28,9 +30,36 @@ const PICTURE: usize = 0;
 const MASK: usize = 1;
 const SKETCH: usize = 2;
 
+/// What the pointer does on the canvas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    /// Paint what to regenerate.
+    Mask,
+    /// Draw guiding strokes.
+    Sketch,
+    /// Place the skeleton on the person (`Fit`) or move it where they should stand.
+    Pose(PoseMode),
+}
+
+/// Which skeleton the Pose tool drags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoseMode {
+    /// Where the person stands now.
+    Fit,
+    /// Where they should stand.
+    Move,
+}
+
+/// Skeleton colours: the pose being fitted, the old pose as a ghost, the target.
+const FIT_COLOR: egui::Color32 = egui::Color32::from_rgb(80, 200, 255);
+const GHOST_COLOR: egui::Color32 = egui::Color32::from_rgb(150, 150, 150);
+const TARGET_COLOR: egui::Color32 = egui::Color32::from_rgb(255, 170, 40);
+
 /// The job the worker runs for us.
 struct Job {
     id: u64,
+    /// A repose (the pose moves to the target when it finishes) or an edit.
+    repose: bool,
     done: usize,
     total: usize,
     /// The latest preview, shown instead of the picture while the job runs.
@@ -44,7 +73,9 @@ pub struct EditorApp {
     revisions: [u64; 3],
     history: History,
     view: CanvasView,
-    tool: Layer,
+    tool: Tool,
+    /// The joint being dragged.
+    dragging: Option<usize>,
     /// Brush radius in picture pixels.
     brush: f32,
     show_mask: bool,
@@ -74,7 +105,8 @@ impl EditorApp {
             revisions: [0; 3],
             history: History::new(),
             view: CanvasView::default(),
-            tool: Layer::Mask,
+            tool: Tool::Mask,
+            dragging: None,
             brush: 4.0,
             show_mask: true,
             live: false,
@@ -90,6 +122,24 @@ impl EditorApp {
             stroke_recorded: false,
             demo: None,
         }
+    }
+
+    /// Starts with the person's pose known (e.g. read from a `.pose.json` beside the
+    /// picture).
+    pub fn with_pose(mut self, pose: Pose) -> Self {
+        self.document.target = Some(pose.clone());
+        self.document.pose = Some(pose);
+        self
+    }
+
+    /// The tool in use.
+    pub fn tool(&self) -> Tool {
+        self.tool
+    }
+
+    /// Where picture pixel `(x, y)` was on screen in the last frame, in points.
+    pub fn screen_point(&self, picture: (f32, f32)) -> egui::Pos2 {
+        self.view.to_screen(self.document.image.width(), picture)
     }
 
     /// Lets a scripted run drive the editor (`tessera gui --demo`).
@@ -150,9 +200,18 @@ impl EditorApp {
 
     fn toolbar(&mut self, ui: &mut egui::Ui) {
         ui.horizontal_wrapped(|ui| {
-            ui.selectable_value(&mut self.tool, Layer::Mask, "Mask");
-            ui.selectable_value(&mut self.tool, Layer::Sketch, "Sketch");
-            ui.add(egui::Slider::new(&mut self.brush, 0.5..=32.0).text("brush"));
+            ui.selectable_value(&mut self.tool, Tool::Mask, "Mask");
+            ui.selectable_value(&mut self.tool, Tool::Sketch, "Sketch");
+            let posing = matches!(self.tool, Tool::Pose(_));
+            if ui.selectable_label(posing, "Pose").clicked() && !posing {
+                self.pose_tool(PoseMode::Fit);
+            }
+            match self.tool {
+                Tool::Pose(mode) => self.pose_controls(ui, mode),
+                _ => {
+                    ui.add(egui::Slider::new(&mut self.brush, 0.5..=32.0).text("brush"));
+                }
+            }
             ui.separator();
             if ui
                 .add_enabled(self.history.can_undo(), egui::Button::new("Undo"))
@@ -201,6 +260,44 @@ impl EditorApp {
         });
     }
 
+    /// Fit or Move, and Reset, for the Pose tool.
+    fn pose_controls(&mut self, ui: &mut egui::Ui, mode: PoseMode) {
+        if ui.selectable_label(mode == PoseMode::Fit, "Fit").clicked() {
+            self.pose_tool(PoseMode::Fit);
+        }
+        if ui
+            .selectable_label(mode == PoseMode::Move, "Move")
+            .clicked()
+        {
+            self.pose_tool(PoseMode::Move);
+        }
+        if ui
+            .button("Reset")
+            .on_hover_text("Fit: a standing figure again; Move: back onto the person")
+            .clicked()
+        {
+            self.change(|doc| match mode {
+                PoseMode::Fit => (doc.pose, doc.target) = (None, None),
+                PoseMode::Move => doc.target = doc.pose.clone(),
+            });
+            self.document.poses_or_standing();
+        }
+    }
+
+    /// Switches to the Pose tool, placing a skeleton when the picture has none.
+    fn pose_tool(&mut self, mode: PoseMode) {
+        if self.document.pose.is_none() {
+            self.change(|doc| {
+                doc.poses_or_standing();
+            });
+            self.status =
+                "drag the joints onto the person (right-click: hidden or not), then Move".into();
+        } else if mode == PoseMode::Move {
+            self.status = "drag joints to where they should go, then Generate (G)".into();
+        }
+        self.tool = Tool::Pose(mode);
+    }
+
     fn status_bar(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             if let Some(job) = &self.job {
@@ -230,27 +327,81 @@ impl EditorApp {
             sketch: &self.document.sketch,
             revisions: self.revisions,
         };
-        let strokes = self.view.ui(ui, &pictures, self.brush, self.show_mask);
+        let skeletons = match (self.tool, &self.document.pose, &self.document.target) {
+            (Tool::Pose(PoseMode::Fit), Some(pose), _) => vec![(pose, FIT_COLOR)],
+            (Tool::Pose(PoseMode::Move), Some(pose), Some(target)) => {
+                vec![(pose, GHOST_COLOR), (target, TARGET_COLOR)]
+            }
+            _ => Vec::new(),
+        };
+        let overlay = Overlay {
+            mask: self.show_mask,
+            brush: (!matches!(self.tool, Tool::Pose(_))).then_some(self.brush),
+            skeletons,
+        };
+        let strokes = self.view.ui(ui, &pictures, &overlay);
         for stroke in strokes {
-            match stroke {
-                StrokeEvent::Segment { from, to, erase } => {
+            match (stroke, self.tool) {
+                (StrokeEvent::Segment { from, to, erase }, Tool::Pose(mode)) => {
+                    self.drag_joint(mode, from, to, erase);
+                }
+                (StrokeEvent::Segment { from, to, erase }, Tool::Mask | Tool::Sketch) => {
+                    let layer = match self.tool {
+                        Tool::Sketch => Layer::Sketch,
+                        _ => Layer::Mask,
+                    };
                     if !self.stroke_recorded {
                         self.history.record(&self.document);
                         self.stroke_recorded = true;
                     }
-                    self.document.paint(self.tool, from, to, self.brush, erase);
-                    self.touched(match self.tool {
+                    self.document.paint(layer, from, to, self.brush, erase);
+                    self.touched(match layer {
                         Layer::Mask => MASK,
                         Layer::Sketch => SKETCH,
                     });
                 }
-                StrokeEvent::End => {
+                (StrokeEvent::End, _) => {
                     self.stroke_recorded = false;
+                    self.dragging = None;
                     if self.live {
                         self.generate(ui.ctx());
                     }
                 }
             }
+        }
+    }
+
+    /// A drag of the Pose tool: the first segment grabs the joint under the pointer
+    /// (or, with the right button, shows or hides it); later ones move the grabbed
+    /// joint. While fitting, the target follows the pose.
+    fn drag_joint(&mut self, mode: PoseMode, from: (f32, f32), to: (f32, f32), erase: bool) {
+        let reach = skeleton::PICK_RADIUS / self.view.scale(self.document.image.width());
+        if !self.stroke_recorded {
+            self.stroke_recorded = true;
+            let (pose, target) = self.document.poses_or_standing();
+            let active = if mode == PoseMode::Fit { pose } else { target };
+            let Some(joint) = skeleton::nearest_joint(active, from, reach) else {
+                return;
+            };
+            self.history.record(&self.document);
+            if erase {
+                let (pose, target) = self.document.poses_or_standing();
+                for p in [pose, target] {
+                    p.joints[joint].visible = !p.joints[joint].visible;
+                }
+                return;
+            }
+            self.dragging = Some(joint);
+        }
+        let Some(joint) = self.dragging else {
+            return;
+        };
+        let (pose, target) = self.document.poses_or_standing();
+        for p in match mode {
+            PoseMode::Fit => vec![pose, target],
+            PoseMode::Move => vec![target],
+        } {
+            (p.joints[joint].x, p.joints[joint].y) = to;
         }
     }
 
@@ -309,28 +460,19 @@ impl EditorApp {
     /// Sends the current picture, mask and sketch to the worker; a running job is
     /// superseded.
     fn generate(&mut self, ctx: &egui::Context) {
-        if !self.document.has_mask() {
-            self.status = "nothing is masked: paint over what to regenerate".into();
+        let Some(request) = self.request() else {
             return;
-        }
-        let request = EditRequest {
-            image: self.document.image.clone(),
-            mask: self.document.mask.clone(),
-            sketch: self
-                .document
-                .has_sketch()
-                .then(|| self.document.sketch.clone()),
-            method: self.method,
-            sampling: self.sampling,
         };
+        let repose = matches!(request, Request::Repose(_));
         let worker = self
             .worker
             .get_or_insert_with(|| spawn_worker(&self.models, self.backend, ctx.clone()));
         match worker {
             Ok(worker) => {
-                let id = worker.edit(request);
+                let id = worker.submit(request);
                 self.job = Some(Job {
                     id,
+                    repose,
                     done: 0,
                     total: 0,
                     preview: None,
@@ -339,6 +481,40 @@ impl EditorApp {
             }
             Err(why) => self.status = format!("cannot start the models: {why}"),
         }
+    }
+
+    /// The job the current tool asks for: a repose with the Pose tool, else an edit;
+    /// none (and a status saying why) when there is nothing to do.
+    fn request(&mut self) -> Option<Request> {
+        let doc = &self.document;
+        if let Tool::Pose(_) = self.tool {
+            let (Some(pose), Some(target)) = (&doc.pose, &doc.target) else {
+                self.status = "place the skeleton first (Pose, Fit)".into();
+                return None;
+            };
+            if pose == target {
+                self.status = "the target pose is the pose: drag joints in Move".into();
+                return None;
+            }
+            return Some(Request::Repose(ReposeRequest {
+                image: doc.image.clone(),
+                pose: pose.clone(),
+                new_pose: target.clone(),
+                method: self.method,
+                sampling: self.sampling,
+            }));
+        }
+        if !doc.has_mask() {
+            self.status = "nothing is masked: paint over what to regenerate".into();
+            return None;
+        }
+        Some(Request::Edit(EditRequest {
+            image: doc.image.clone(),
+            mask: doc.mask.clone(),
+            sketch: doc.has_sketch().then(|| doc.sketch.clone()),
+            method: self.method,
+            sampling: self.sampling,
+        }))
     }
 
     /// Applies what the worker reported since the last frame.
@@ -369,10 +545,17 @@ impl EditorApp {
                 }
                 Event::Finished { image, seconds, .. } => {
                     let before = self.document.image.clone();
-                    self.change(|doc| doc.image = image);
+                    let repose = self.job.as_ref().is_some_and(|j| j.repose);
+                    self.change(|doc| {
+                        doc.image = image;
+                        if repose {
+                            doc.pose = doc.target.clone(); // the person stands there now
+                        }
+                    });
                     self.before = Some(before);
                     self.job = None;
-                    self.status = format!("{} edit in {seconds:.2} s", self.method.name());
+                    let what = if repose { "repose" } else { "edit" };
+                    self.status = format!("{} {what} in {seconds:.2} s", self.method.name());
                 }
                 Event::Failed { error, .. } => {
                     self.status = format!("the edit failed: {error}");

@@ -1,7 +1,7 @@
 //! The canvas widget: the picture fitted to the panel, zoom (wheel) and pan (middle
-//! drag), the mask as a tinted overlay, the sketch strokes on top, and the brush
-//! outline under the pointer. It paints nothing itself: it reports strokes in picture
-//! pixels and the editor applies them.
+//! drag), the mask as a tinted overlay, the sketch strokes and pose skeletons on top,
+//! and the brush outline under the pointer. It changes nothing itself: it reports
+//! strokes (and drags) in picture pixels and the editor applies them.
 
 use eframe::egui;
 use egui::{
@@ -9,6 +9,9 @@ use egui::{
     Vec2,
 };
 use image::{GrayImage, RgbImage};
+
+use super::skeleton;
+use crate::data::poses::Pose;
 
 /// What the pointer did on the canvas this frame, in picture pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -43,20 +46,43 @@ pub struct CanvasView {
     textures: [Option<(u64, TextureHandle)>; 3],
     /// Last pointer position of the stroke in progress, in picture pixels.
     last: Option<(f32, f32)>,
+    /// Where the picture was shown in the last frame, in points.
+    shown: Option<Rect>,
+}
+
+/// What the canvas draws over the pictures.
+pub struct Overlay<'a> {
+    /// Show the mask tint.
+    pub mask: bool,
+    /// The brush radius in picture pixels, for its outline (none: no outline).
+    pub brush: Option<f32>,
+    /// Skeletons with their colours.
+    pub skeletons: Vec<(&'a Pose, Color32)>,
 }
 
 /// Mask tint: a translucent red, as most inpainting tools show it.
 const MASK_TINT: [u8; 4] = [230, 40, 60, 120];
 
 impl CanvasView {
-    /// Shows the pictures and returns this frame's strokes. `brush` is the brush radius
-    /// in picture pixels.
+    /// Points per picture pixel as last shown (to turn a reach in points into pixels).
+    pub fn scale(&self, picture_width: u32) -> f32 {
+        self.shown
+            .map_or(1.0, |shown| shown.width() / picture_width.max(1) as f32)
+            .max(f32::EPSILON)
+    }
+
+    /// Where picture pixel `(x, y)` was shown in the last frame, in points.
+    pub fn to_screen(&self, picture_width: u32, (x, y): (f32, f32)) -> Pos2 {
+        let origin = self.shown.map_or(Pos2::ZERO, |shown| shown.min);
+        origin + Vec2::new(x, y) * self.scale(picture_width)
+    }
+
+    /// Shows the pictures and what lies over them, and returns this frame's strokes.
     pub fn ui(
         &mut self,
         ui: &mut egui::Ui,
         pictures: &Pictures<'_>,
-        brush: f32,
-        show_mask: bool,
+        overlay: &Overlay<'_>,
     ) -> Vec<StrokeEvent> {
         if self.zoom <= 0.0 {
             self.zoom = 1.0;
@@ -84,15 +110,21 @@ impl CanvasView {
             response.rect.center() + self.pan,
             Vec2::new(w as f32, h as f32) * scale,
         );
+        self.shown = Some(shown);
         let to_picture = |p: Pos2| ((p.x - shown.min.x) / scale, (p.y - shown.min.y) / scale);
         let textures = self.textures(ui.ctx(), pictures);
         let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
         painter.image(textures[0].id(), shown, uv, Color32::WHITE);
-        if show_mask {
+        if overlay.mask {
             painter.image(textures[1].id(), shown, uv, Color32::WHITE);
         }
         painter.image(textures[2].id(), shown, uv, Color32::WHITE);
-        if let Some(pointer) = response.hover_pos().or(response.interact_pointer_pos()) {
+        let to_screen = |x: f32, y: f32| shown.min + Vec2::new(x, y) * scale;
+        for (pose, color) in &overlay.skeletons {
+            painter.extend(skeleton::shapes(pose, to_screen, *color));
+        }
+        let pointer = response.hover_pos().or(response.interact_pointer_pos());
+        if let (Some(pointer), Some(brush)) = (pointer, overlay.brush) {
             painter.circle_stroke(pointer, brush * scale, Stroke::new(1.0, Color32::WHITE));
             painter.circle_stroke(
                 pointer,

@@ -1,9 +1,11 @@
-//! What a person edits: the picture, the mask over it (white = regenerate) and their
-//! sketch strokes (dark on white), all the same size.
+//! What a person edits: the picture, the mask over it (white = regenerate), their
+//! sketch strokes (dark on white), all the same size, and a person's pose: where they
+//! stand now and where they should stand.
 
 use image::{GrayImage, Luma, RgbImage};
 
 use crate::data::masks::segment;
+use crate::data::poses::Pose;
 
 /// The layers a brush paints on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -23,6 +25,10 @@ pub struct Document {
     pub mask: GrayImage,
     /// 0 on strokes, 255 elsewhere.
     pub sketch: GrayImage,
+    /// The person's joints as the picture shows them, once placed.
+    pub pose: Option<Pose>,
+    /// Where the joints should go (a repose moves the person there).
+    pub target: Option<Pose>,
 }
 
 impl Document {
@@ -33,7 +39,20 @@ impl Document {
             image,
             mask: GrayImage::new(w, h),
             sketch: GrayImage::from_pixel(w, h, Luma([255])),
+            pose: None,
+            target: None,
         }
+    }
+
+    /// The pose and the target, placing a standing figure in the middle when the
+    /// picture has none yet.
+    pub fn poses_or_standing(&mut self) -> (&mut Pose, &mut Pose) {
+        let (w, h) = (self.image.width() as f32, self.image.height() as f32);
+        let pose = self
+            .pose
+            .get_or_insert_with(|| Pose::standing(w / 2.0, h * 0.92, h * 0.8));
+        let target = self.target.get_or_insert_with(|| pose.clone());
+        (pose, target)
     }
 
     /// Paints (or with `erase`, clears) a round-capped segment on `layer`, in picture

@@ -2,8 +2,7 @@
 //! models regenerate the masked part on a background worker.
 //!
 //! Still to come (the editor issue): open/save dialogs and drag-and-drop, the project
-//! file with autosave, several candidates, pose and sample tools, the WGSL canvas
-//! shaders.
+//! file with autosave, several candidates, the sample tool, the WGSL canvas shaders.
 
 use eframe::egui;
 mod app;
@@ -11,10 +10,11 @@ mod canvas;
 mod demo;
 pub mod document;
 pub mod history;
+mod skeleton;
 
 use std::path::{Path, PathBuf};
 
-pub use app::EditorApp;
+pub use app::{EditorApp, PoseMode, Tool};
 pub use demo::Demo;
 
 use crate::backend::BackendChoice;
@@ -33,6 +33,12 @@ pub fn run(
         _ => sample,
     };
     let picture = crate::data::convert::open_image(&path)?.to_rgb8();
+    // A pose saved beside the picture (`photo.pose.json` for `photo.png`) is loaded.
+    let pose_file = path.with_extension("pose.json");
+    let pose = match pose_file.exists() {
+        true => Some(crate::data::poses::Pose::read(&pose_file)?),
+        false => None,
+    };
     let demo = match demo {
         Some(screenshot) => {
             let edit = crate::paths::samples().join("edit");
@@ -56,7 +62,10 @@ pub fn run(
         "Tessera",
         options,
         Box::new(move |_| {
-            let app = EditorApp::new(picture, models, backend);
+            let mut app = EditorApp::new(picture, models, backend);
+            if let Some(pose) = pose {
+                app = app.with_pose(pose);
+            }
             Ok(Box::new(match demo {
                 Some(demo) => app.with_demo(demo),
                 None => app,

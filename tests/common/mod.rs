@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use burn::prelude::Device;
+use image::{GrayImage, RgbImage};
 use tessera::ilat::model::{Guidance, IlatConfig};
 use tessera::store;
 use tessera::vqgan::VqganConfig;
@@ -44,4 +45,23 @@ pub fn tiny_models(tag: &str) -> PathBuf {
 /// The repository's sample faces.
 pub fn sample_faces() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/samples/faces")
+}
+
+/// Every pixel outside the mask is bit-identical; some pixel inside changed.
+#[allow(dead_code)] // used by the test binaries that edit, not by every one
+pub fn assert_only_masked_pixels_change(input: &RgbImage, mask: &GrayImage, output: &RgbImage) {
+    assert_eq!(output.dimensions(), input.dimensions());
+    let mut changed_inside = 0;
+    for (x, y, p) in output.enumerate_pixels() {
+        if mask.get_pixel(x, y).0[0] < 128 {
+            assert_eq!(
+                p,
+                input.get_pixel(x, y),
+                "pixel ({x}, {y}) outside the mask"
+            );
+        } else if p != input.get_pixel(x, y) {
+            changed_inside += 1;
+        }
+    }
+    assert!(changed_inside > 0, "nothing inside the mask changed");
 }
