@@ -29,7 +29,7 @@ pub struct Opts {
 pub enum Command {
     /// Open the editor.
     Gui {
-        /// Picture to open (default: a sample face).
+        /// Picture (PNG, JPEG) or project (.tessera) to open (default: a sample face).
         #[arg(long, value_name = "FILE")]
         image: Option<PathBuf>,
         /// Scripted run: edit the sample face's mouth, save a screenshot of the

@@ -12,6 +12,7 @@ use tessera::backend::BackendChoice;
 use tessera::data::faces::load_folder;
 use tessera::data::people::{DILATION, repose_region};
 use tessera::data::poses::Pose;
+use tessera::editor::project::Project;
 use tessera::editor::{EditorApp, PoseMode, Tool};
 
 fn editor(tag: &str) -> Harness<'static, EditorApp> {
@@ -192,5 +193,110 @@ fn dragging_a_joint_moves_the_target_and_generate_reposes_inside_both_skeletons(
         doc.pose.as_ref(),
         Some(&new_pose),
         "the person stands there now"
+    );
+}
+
+/// A file dropped on the window, as the windowing layer reports it.
+#[derive(Debug)]
+struct Dropped(std::path::PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn drop_file(harness: &mut Harness<'_, EditorApp>, path: &std::path::Path) {
+    harness
+        .input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(Dropped(path.to_path_buf())));
+    harness.step();
+}
+
+#[test]
+fn a_saved_project_dropped_on_the_window_comes_back_with_its_history() {
+    let dir = common::temp_dir("gui-project-files");
+    let path = dir.join("work.tessera");
+    let mut harness = editor("gui-project");
+    drag(&mut harness, PointerButton::Primary, LEFT, RIGHT);
+    harness.get_by_label("Live").click();
+    harness.step();
+    harness.state_mut().save_to(path.clone());
+    let saved = harness.state().document().clone();
+    assert!(
+        harness.state().status().contains("saved"),
+        "{}",
+        harness.state().status()
+    );
+    let mut other = editor("gui-project-other");
+    drop_file(&mut other, &path);
+    assert_eq!(
+        other.state().document(),
+        &saved,
+        "{}",
+        other.state().status()
+    );
+    assert_eq!(
+        other.state().snapshot().settings,
+        harness.state().snapshot().settings
+    );
+    other.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    other.step();
+    assert_eq!(
+        masked(other.state()),
+        0,
+        "the stroke's undo step came with it"
+    );
+}
+
+#[test]
+fn a_change_is_autosaved_into_the_project_within_seconds() {
+    let dir = common::temp_dir("gui-autosave-files");
+    let path = dir.join("auto.tessera");
+    let mut harness = editor("gui-autosave");
+    harness.state_mut().save_to(path.clone());
+    drag(&mut harness, PointerButton::Primary, LEFT, RIGHT);
+    let painted = harness.state().document().clone();
+    let start = Instant::now();
+    let mut on_disk = None;
+    while start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+        harness.step();
+        on_disk = Project::load(&path).ok().map(|p| p.document);
+        if on_disk.as_ref() == Some(&painted) {
+            break;
+        }
+    }
+    assert_eq!(
+        on_disk.as_ref(),
+        Some(&painted),
+        "{}",
+        harness.state().status()
+    );
+}
+
+#[test]
+fn a_damaged_project_is_refused_and_neither_file_nor_work_is_lost() {
+    let dir = common::temp_dir("gui-damaged-files");
+    let path = dir.join("broken.tessera");
+    std::fs::write(&path, b"TESSERA\x01 not really").expect("write");
+    let mut harness = editor("gui-damaged");
+    drag(&mut harness, PointerButton::Primary, LEFT, RIGHT);
+    let work = harness.state().document().clone();
+    drop_file(&mut harness, &path);
+    let status = harness.state().status().to_string();
+    assert!(
+        status.contains("broken.tessera") && status.contains("damaged"),
+        "{status}"
+    );
+    assert_eq!(harness.state().document(), &work);
+    assert_eq!(
+        std::fs::read(&path).expect("file"),
+        b"TESSERA\x01 not really"
     );
 }

@@ -92,15 +92,34 @@ pub fn open_image(path: &std::path::Path) -> Result<DynamicImage, super::DataErr
         path: path.to_path_buf(),
         reason,
     };
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| bad(e.to_string()))?
-        .with_guessed_format()
-        .map_err(|e| bad(e.to_string()))?;
-    let (w, h) = reader.into_dimensions().map_err(|e| bad(e.to_string()))?;
+    let open = || -> Result<_, super::DataError> {
+        let reader = image::ImageReader::open(path)
+            .map_err(|e| bad(e.to_string()))?
+            .with_guessed_format()
+            .map_err(|e| bad(e.to_string()))?;
+        if reader.format().is_none() {
+            return Err(bad("not a PNG or JPEG picture".into()));
+        }
+        Ok(reader)
+    };
+    // The size first, from the header: a bomb is refused before anything is decoded.
+    let (w, h) = open()?.into_dimensions().map_err(|e| bad(e.to_string()))?;
     if w as u64 * h as u64 > MAX_PIXELS {
         return Err(bad(format!("{w}x{h} is larger than {MAX_PIXELS} pixels")));
     }
-    image::open(path).map_err(|e| bad(e.to_string()))
+    let mut reader = open()?;
+    reader.limits(decoder_limits());
+    reader.decode().map_err(|e| bad(e.to_string()))
+}
+
+/// What a decoder may allocate: a side of at most 50,000 pixels and 2 GiB, so a
+/// small file that declares a gigantic picture is refused before memory runs out.
+pub fn decoder_limits() -> image::Limits {
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(50_000);
+    limits.max_image_height = Some(50_000);
+    limits.max_alloc = Some(2 << 30);
+    limits
 }
 
 /// The largest centred square of an image, resized to `size` (Lanczos).

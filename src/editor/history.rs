@@ -61,6 +61,22 @@ impl History {
     pub fn can_redo(&self) -> bool {
         !self.redo.is_empty()
     }
+
+    /// The newest `keep` undo states (oldest first) and every redo state, for a
+    /// project file.
+    pub fn steps(&self, keep: usize) -> (Vec<Document>, Vec<Document>) {
+        let from = self.undo.len().saturating_sub(keep);
+        (self.undo[from..].to_vec(), self.redo.clone())
+    }
+
+    /// A history holding the states of a project file, with the default budget.
+    pub fn from_steps(undo: Vec<Document>, redo: Vec<Document>) -> Self {
+        Self {
+            undo,
+            redo,
+            ..Self::new()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,15 +1,19 @@
 //! The editor (DESIGN §1, §6): paint a mask and a sketch over a picture and let the
 //! models regenerate the masked part on a background worker.
 //!
-//! Still to come (the editor issue): open/save dialogs and drag-and-drop, the project
-//! file with autosave, several candidates, the sample tool, the WGSL canvas shaders.
+//! Still to come (the editor issue): several candidates, the sample tool, the WGSL
+//! canvas shaders.
 
 use eframe::egui;
 mod app;
+mod autosave;
 mod canvas;
 mod demo;
 pub mod document;
+pub mod files;
+mod help;
 pub mod history;
+pub mod project;
 mod skeleton;
 
 use std::path::{Path, PathBuf};
@@ -19,8 +23,9 @@ pub use demo::Demo;
 
 use crate::backend::BackendChoice;
 
-/// Opens the editor window on `image` (default: a sample face). With `demo`, a scripted
-/// run edits the sample face and writes a screenshot to that path.
+/// Opens the editor window on `image`, a picture or a project (default: a sample
+/// face). With `demo`, a scripted run edits the sample face and writes a screenshot to
+/// that path.
 pub fn run(
     models: PathBuf,
     backend: BackendChoice,
@@ -32,13 +37,9 @@ pub fn run(
         (None, Some(image)) => image.to_path_buf(),
         _ => sample,
     };
-    let picture = crate::data::convert::open_image(&path)?.to_rgb8();
-    // A pose saved beside the picture (`photo.pose.json` for `photo.png`) is loaded.
-    let pose_file = path.with_extension("pose.json");
-    let pose = match pose_file.exists() {
-        true => Some(crate::data::poses::Pose::read(&pose_file)?),
-        false => None,
-    };
+    // Opened before the window, so a bad file is a clear error on the terminal.
+    let mut app = EditorApp::new(image::RgbImage::new(1, 1), models, backend);
+    app.open(&path).map_err(anyhow::Error::msg)?;
     let demo = match demo {
         Some(screenshot) => {
             let edit = crate::paths::samples().join("edit");
@@ -62,10 +63,6 @@ pub fn run(
         "Tessera",
         options,
         Box::new(move |_| {
-            let mut app = EditorApp::new(picture, models, backend);
-            if let Some(pose) = pose {
-                app = app.with_pose(pose);
-            }
             Ok(Box::new(match demo {
                 Some(demo) => app.with_demo(demo),
                 None => app,

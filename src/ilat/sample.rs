@@ -28,7 +28,7 @@ pub enum Order {
 }
 
 /// How tokens are drawn from the logits.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sampling {
     /// Keep the `top_k` most likely tokens (0 = all).
     pub top_k: usize,

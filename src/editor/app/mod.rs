@@ -1,9 +1,14 @@
 //! The editor window: a toolbar, the canvas and a status bar. Every model call goes to
 //! the worker thread; the window only paints and reads events back.
 
+mod jobs;
+mod posing;
+mod saving;
+
+use jobs::WorkerSlot;
+
 use eframe::egui;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use egui::{Key, KeyboardShortcut, Modifiers};
 use image::RgbImage;
@@ -11,19 +16,23 @@ use image::RgbImage;
 use super::canvas::{CanvasView, Overlay, Pictures, StrokeEvent};
 use super::demo::{Demo, DemoAction};
 use super::document::{Document, Layer};
+use super::files::ProjectFile;
+use super::help;
 use super::history::History;
-use super::skeleton;
 use crate::backend::BackendChoice;
 use crate::data::poses::Pose;
-use crate::engine::{EditRequest, Engine, Method, ReposeRequest};
+use crate::engine::Method;
 use crate::ilat::sample::Sampling;
-use crate::worker::{Event, Request, Worker};
 
 /// Undo, redo and generate from the keyboard.
 const UNDO: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::Z);
 const REDO: KeyboardShortcut =
     KeyboardShortcut::new(Modifiers::COMMAND.plus(Modifiers::SHIFT), Key::Z);
 const GENERATE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::G);
+const OPEN: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::O);
+const SAVE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::S);
+const EXPORT: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::E);
+const HELP: KeyboardShortcut = KeyboardShortcut::new(Modifiers::NONE, Key::F1);
 
 /// The canvas's pictures, as indices into the revisions.
 const PICTURE: usize = 0;
@@ -95,6 +104,9 @@ pub struct EditorApp {
     stroke_recorded: bool,
     /// A scripted run, if one drives the editor.
     demo: Option<Demo>,
+    /// Where the project is saved and autosaved.
+    file: ProjectFile,
+    show_help: bool,
 }
 
 impl EditorApp {
@@ -121,6 +133,8 @@ impl EditorApp {
             status: "paint a mask over what to regenerate, then Generate (G)".into(),
             stroke_recorded: false,
             demo: None,
+            file: ProjectFile::new("untitled", None),
+            show_help: false,
         }
     }
 
@@ -168,9 +182,12 @@ impl EditorApp {
         self.read_events();
         self.run_demo(ui.ctx());
         self.shortcuts(ui);
+        self.dropped_files(ui.ctx());
+        self.autosave(ui.ctx());
         egui::Panel::top("toolbar").show(ui, |ui| self.toolbar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         egui::CentralPanel::default().show(ui, |ui| self.canvas(ui));
+        help::window(ui.ctx(), &mut self.show_help);
     }
 
     fn run_demo(&mut self, ctx: &egui::Context) {
@@ -200,6 +217,16 @@ impl EditorApp {
 
     fn toolbar(&mut self, ui: &mut egui::Ui) {
         ui.horizontal_wrapped(|ui| {
+            if ui.button("Open…").clicked() {
+                self.open_dialog();
+            }
+            if ui.button("Save").clicked() {
+                self.save();
+            }
+            if ui.button("Export…").clicked() {
+                self.export();
+            }
+            ui.separator();
             ui.selectable_value(&mut self.tool, Tool::Mask, "Mask");
             ui.selectable_value(&mut self.tool, Tool::Sketch, "Sketch");
             let posing = matches!(self.tool, Tool::Pose(_));
@@ -247,6 +274,8 @@ impl EditorApp {
             }
             ui.separator();
             ui.checkbox(&mut self.show_mask, "Mask overlay");
+            ui.toggle_value(&mut self.show_help, "?")
+                .on_hover_text("Shortcuts (F1)");
             let can_compare = self.before.is_some();
             if ui
                 .add_enabled(
@@ -258,44 +287,6 @@ impl EditorApp {
                 self.touched(PICTURE);
             }
         });
-    }
-
-    /// Fit or Move, and Reset, for the Pose tool.
-    fn pose_controls(&mut self, ui: &mut egui::Ui, mode: PoseMode) {
-        if ui.selectable_label(mode == PoseMode::Fit, "Fit").clicked() {
-            self.pose_tool(PoseMode::Fit);
-        }
-        if ui
-            .selectable_label(mode == PoseMode::Move, "Move")
-            .clicked()
-        {
-            self.pose_tool(PoseMode::Move);
-        }
-        if ui
-            .button("Reset")
-            .on_hover_text("Fit: a standing figure again; Move: back onto the person")
-            .clicked()
-        {
-            self.change(|doc| match mode {
-                PoseMode::Fit => (doc.pose, doc.target) = (None, None),
-                PoseMode::Move => doc.target = doc.pose.clone(),
-            });
-            self.document.poses_or_standing();
-        }
-    }
-
-    /// Switches to the Pose tool, placing a skeleton when the picture has none.
-    fn pose_tool(&mut self, mode: PoseMode) {
-        if self.document.pose.is_none() {
-            self.change(|doc| {
-                doc.poses_or_standing();
-            });
-            self.status =
-                "drag the joints onto the person (right-click: hidden or not), then Move".into();
-        } else if mode == PoseMode::Move {
-            self.status = "drag joints to where they should go, then Generate (G)".into();
-        }
-        self.tool = Tool::Pose(mode);
     }
 
     fn status_bar(&mut self, ui: &mut egui::Ui) {
@@ -361,6 +352,9 @@ impl EditorApp {
                     });
                 }
                 (StrokeEvent::End, _) => {
+                    if self.stroke_recorded {
+                        self.file.changed();
+                    }
                     self.stroke_recorded = false;
                     self.dragging = None;
                     if self.live {
@@ -368,40 +362,6 @@ impl EditorApp {
                     }
                 }
             }
-        }
-    }
-
-    /// A drag of the Pose tool: the first segment grabs the joint under the pointer
-    /// (or, with the right button, shows or hides it); later ones move the grabbed
-    /// joint. While fitting, the target follows the pose.
-    fn drag_joint(&mut self, mode: PoseMode, from: (f32, f32), to: (f32, f32), erase: bool) {
-        let reach = skeleton::PICK_RADIUS / self.view.scale(self.document.image.width());
-        if !self.stroke_recorded {
-            self.stroke_recorded = true;
-            let (pose, target) = self.document.poses_or_standing();
-            let active = if mode == PoseMode::Fit { pose } else { target };
-            let Some(joint) = skeleton::nearest_joint(active, from, reach) else {
-                return;
-            };
-            self.history.record(&self.document);
-            if erase {
-                let (pose, target) = self.document.poses_or_standing();
-                for p in [pose, target] {
-                    p.joints[joint].visible = !p.joints[joint].visible;
-                }
-                return;
-            }
-            self.dragging = Some(joint);
-        }
-        let Some(joint) = self.dragging else {
-            return;
-        };
-        let (pose, target) = self.document.poses_or_standing();
-        for p in match mode {
-            PoseMode::Fit => vec![pose, target],
-            PoseMode::Move => vec![target],
-        } {
-            (p.joints[joint].x, p.joints[joint].y) = to;
         }
     }
 
@@ -415,6 +375,26 @@ impl EditorApp {
                 i.consume_shortcut(&GENERATE),
             )
         });
+        let (open, save, export, help) = ui.input_mut(|i| {
+            (
+                i.consume_shortcut(&OPEN),
+                i.consume_shortcut(&SAVE),
+                i.consume_shortcut(&EXPORT),
+                i.consume_shortcut(&HELP),
+            )
+        });
+        if help {
+            self.show_help = !self.show_help;
+        }
+        if open {
+            self.open_dialog();
+        }
+        if save {
+            self.save();
+        }
+        if export {
+            self.export();
+        }
         if redo {
             self.redo();
         } else if undo {
@@ -430,6 +410,7 @@ impl EditorApp {
         self.history.record(&self.document);
         apply(&mut self.document);
         self.touched_all();
+        self.file.changed();
     }
 
     /// Marks one of the canvas's pictures as changed.
@@ -447,6 +428,7 @@ impl EditorApp {
         if let Some(previous) = self.history.undo(&self.document) {
             self.document = previous;
             self.touched_all();
+            self.file.changed();
         }
     }
 
@@ -454,142 +436,9 @@ impl EditorApp {
         if let Some(next) = self.history.redo(&self.document) {
             self.document = next;
             self.touched_all();
+            self.file.changed();
         }
     }
-
-    /// Sends the current picture, mask and sketch to the worker; a running job is
-    /// superseded.
-    fn generate(&mut self, ctx: &egui::Context) {
-        let Some(request) = self.request() else {
-            return;
-        };
-        let repose = matches!(request, Request::Repose(_));
-        let worker = self
-            .worker
-            .get_or_insert_with(|| spawn_worker(&self.models, self.backend, ctx.clone()));
-        match worker {
-            Ok(worker) => {
-                let id = worker.submit(request);
-                self.job = Some(Job {
-                    id,
-                    repose,
-                    done: 0,
-                    total: 0,
-                    preview: None,
-                });
-                self.status = format!("regenerating with {}", self.method.name());
-            }
-            Err(why) => self.status = format!("cannot start the models: {why}"),
-        }
-    }
-
-    /// The job the current tool asks for: a repose with the Pose tool, else an edit;
-    /// none (and a status saying why) when there is nothing to do.
-    fn request(&mut self) -> Option<Request> {
-        let doc = &self.document;
-        if let Tool::Pose(_) = self.tool {
-            let (Some(pose), Some(target)) = (&doc.pose, &doc.target) else {
-                self.status = "place the skeleton first (Pose, Fit)".into();
-                return None;
-            };
-            if pose == target {
-                self.status = "the target pose is the pose: drag joints in Move".into();
-                return None;
-            }
-            return Some(Request::Repose(ReposeRequest {
-                image: doc.image.clone(),
-                pose: pose.clone(),
-                new_pose: target.clone(),
-                method: self.method,
-                sampling: self.sampling,
-            }));
-        }
-        if !doc.has_mask() {
-            self.status = "nothing is masked: paint over what to regenerate".into();
-            return None;
-        }
-        Some(Request::Edit(EditRequest {
-            image: doc.image.clone(),
-            mask: doc.mask.clone(),
-            sketch: doc.has_sketch().then(|| doc.sketch.clone()),
-            method: self.method,
-            sampling: self.sampling,
-        }))
-    }
-
-    /// Applies what the worker reported since the last frame.
-    fn read_events(&mut self) {
-        let Some(Ok(worker)) = &self.worker else {
-            return;
-        };
-        for event in worker.events() {
-            let current = self.job.as_ref().map(|j| j.id);
-            if event.job().is_some() && event.job() != current {
-                continue; // a job we have moved past
-            }
-            match event {
-                Event::Unavailable(why) => {
-                    self.status = format!("the models are not available: {why}");
-                    self.job = None;
-                }
-                Event::Token { done, total, .. } => {
-                    if let Some(job) = &mut self.job {
-                        (job.done, job.total) = (done, total);
-                    }
-                }
-                Event::Preview { image, .. } => {
-                    if let Some(job) = &mut self.job {
-                        job.preview = Some(image);
-                        self.revisions[PICTURE] += 1;
-                    }
-                }
-                Event::Finished { image, seconds, .. } => {
-                    let before = self.document.image.clone();
-                    let repose = self.job.as_ref().is_some_and(|j| j.repose);
-                    self.change(|doc| {
-                        doc.image = image;
-                        if repose {
-                            doc.pose = doc.target.clone(); // the person stands there now
-                        }
-                    });
-                    self.before = Some(before);
-                    self.job = None;
-                    let what = if repose { "repose" } else { "edit" };
-                    self.status = format!("{} {what} in {seconds:.2} s", self.method.name());
-                }
-                Event::Failed { error, .. } => {
-                    self.status = format!("the edit failed: {error}");
-                    self.job = None;
-                    self.touched(PICTURE); // the preview goes
-                }
-                Event::Cancelled { .. } => {
-                    self.job = None;
-                    self.touched(PICTURE);
-                }
-            }
-        }
-    }
-}
-
-/// What a worker that could not start says instead.
-type WorkerSlot = Result<Worker, String>;
-
-fn spawn_worker(
-    models: &std::path::Path,
-    backend: BackendChoice,
-    ctx: egui::Context,
-) -> WorkerSlot {
-    let models = models.to_path_buf();
-    let started = Instant::now();
-    Worker::spawn(
-        move || {
-            let engine = Engine::new(&models, backend);
-            tracing::info!("engine ready in {:.1} s", started.elapsed().as_secs_f64());
-            engine
-        },
-        move || ctx.request_repaint(),
-    )
-    .map_err(|err| err.to_string())
 }
 
 impl eframe::App for EditorApp {

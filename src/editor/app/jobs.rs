@@ -1,0 +1,147 @@
+//! Jobs on the worker: what Generate asks for (an edit, or a repose with the Pose
+//! tool), and what the worker reports back.
+
+use std::time::Instant;
+
+use eframe::egui;
+
+use super::{EditorApp, Job, PICTURE, Tool};
+use crate::backend::BackendChoice;
+use crate::engine::{EditRequest, Engine, ReposeRequest};
+use crate::worker::{Event, Request, Worker};
+
+impl EditorApp {
+    /// Sends the current picture, mask and sketch to the worker; a running job is
+    /// superseded.
+    pub(super) fn generate(&mut self, ctx: &egui::Context) {
+        let Some(request) = self.request() else {
+            return;
+        };
+        let repose = matches!(request, Request::Repose(_));
+        let worker = self
+            .worker
+            .get_or_insert_with(|| spawn_worker(&self.models, self.backend, ctx.clone()));
+        match worker {
+            Ok(worker) => {
+                let id = worker.submit(request);
+                self.job = Some(Job {
+                    id,
+                    repose,
+                    done: 0,
+                    total: 0,
+                    preview: None,
+                });
+                self.status = format!("regenerating with {}", self.method.name());
+            }
+            Err(why) => self.status = format!("cannot start the models: {why}"),
+        }
+    }
+
+    /// The job the current tool asks for: a repose with the Pose tool, else an edit;
+    /// none (and a status saying why) when there is nothing to do.
+    pub(super) fn request(&mut self) -> Option<Request> {
+        let doc = &self.document;
+        if let Tool::Pose(_) = self.tool {
+            let (Some(pose), Some(target)) = (&doc.pose, &doc.target) else {
+                self.status = "place the skeleton first (Pose, Fit)".into();
+                return None;
+            };
+            if pose == target {
+                self.status = "the target pose is the pose: drag joints in Move".into();
+                return None;
+            }
+            return Some(Request::Repose(ReposeRequest {
+                image: doc.image.clone(),
+                pose: pose.clone(),
+                new_pose: target.clone(),
+                method: self.method,
+                sampling: self.sampling,
+            }));
+        }
+        if !doc.has_mask() {
+            self.status = "nothing is masked: paint over what to regenerate".into();
+            return None;
+        }
+        Some(Request::Edit(EditRequest {
+            image: doc.image.clone(),
+            mask: doc.mask.clone(),
+            sketch: doc.has_sketch().then(|| doc.sketch.clone()),
+            method: self.method,
+            sampling: self.sampling,
+        }))
+    }
+
+    /// Applies what the worker reported since the last frame.
+    pub(super) fn read_events(&mut self) {
+        let Some(Ok(worker)) = &self.worker else {
+            return;
+        };
+        for event in worker.events() {
+            let current = self.job.as_ref().map(|j| j.id);
+            if event.job().is_some() && event.job() != current {
+                continue; // a job we have moved past
+            }
+            match event {
+                Event::Unavailable(why) => {
+                    self.status = format!("the models are not available: {why}");
+                    self.job = None;
+                }
+                Event::Token { done, total, .. } => {
+                    if let Some(job) = &mut self.job {
+                        (job.done, job.total) = (done, total);
+                    }
+                }
+                Event::Preview { image, .. } => {
+                    if let Some(job) = &mut self.job {
+                        job.preview = Some(image);
+                        self.revisions[PICTURE] += 1;
+                    }
+                }
+                Event::Finished { image, seconds, .. } => {
+                    let before = self.document.image.clone();
+                    let repose = self.job.as_ref().is_some_and(|j| j.repose);
+                    self.change(|doc| {
+                        doc.image = image;
+                        if repose {
+                            doc.pose = doc.target.clone(); // the person stands there now
+                        }
+                    });
+                    self.before = Some(before);
+                    self.job = None;
+                    let what = if repose { "repose" } else { "edit" };
+                    self.status = format!("{} {what} in {seconds:.2} s", self.method.name());
+                }
+                Event::Failed { error, .. } => {
+                    self.status = format!("the edit failed: {error}");
+                    self.job = None;
+                    self.touched(PICTURE); // the preview goes
+                }
+                Event::Cancelled { .. } => {
+                    self.job = None;
+                    self.touched(PICTURE);
+                }
+            }
+        }
+    }
+}
+
+/// What a worker that could not start says instead.
+pub(super) type WorkerSlot = Result<Worker, String>;
+
+pub(super) fn spawn_worker(
+    models: &std::path::Path,
+    backend: BackendChoice,
+    ctx: egui::Context,
+) -> WorkerSlot {
+    let models = models.to_path_buf();
+    let started = Instant::now();
+    Worker::spawn(
+        move || {
+            let engine = Engine::new(&models, backend);
+            tracing::info!("engine ready in {:.1} s", started.elapsed().as_secs_f64());
+            engine
+        },
+        move || ctx.request_repaint(),
+    )
+    .map_err(|err| err.to_string())
+}
