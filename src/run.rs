@@ -284,6 +284,10 @@ fn edit(
         method: opts.generate.method,
         sampling: opts.generate.sampling(),
     };
+    if !request.mask.pixels().any(|p| p.0[0] >= 128) {
+        eprintln!("the mask is empty: nothing to regenerate; the picture is written unchanged");
+        return write_output(&request.image, out, format);
+    }
     let result = engine.edit(&request, &mut token_counter)?;
     eprintln!();
     write_output(&result, out, format)

@@ -24,6 +24,18 @@ fn eval_vqgan(models: &Path, images: &Path, extra: &[&str]) -> Output {
     tessera(&args)
 }
 
+/// `tessera VERB --backend cpu --models M --FLAG FILE… --out OUT`.
+fn generate(verb: &str, models: &Path, files: &[(&str, &Path)], out: &Path) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command
+        .args([verb, "--backend", "cpu", "--models"])
+        .arg(models);
+    for (flag, file) in files {
+        command.arg(format!("--{flag}")).arg(file);
+    }
+    command.arg("--out").arg(out).output().expect("run tessera")
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -175,21 +187,8 @@ fn repose_writes_the_result_and_names_a_malformed_pose_file() {
     std::fs::write(&bad, r#"{"joints": [{"x": 3, "y": 4, "visible": true}]}"#).expect("bad");
     let out = dir.join("reposed.png");
     let run = |to: &Path| {
-        tessera(&[
-            "repose",
-            "--backend",
-            "cpu",
-            "--models",
-            models.to_str().expect("utf8"),
-            "--image",
-            picture.to_str().expect("utf8"),
-            "--pose",
-            old.to_str().expect("utf8"),
-            "--to",
-            to.to_str().expect("utf8"),
-            "--out",
-            out.to_str().expect("utf8"),
-        ])
+        let files = [("image", picture.as_path()), ("pose", &old), ("to", to)];
+        generate("repose", &models, &files, &out)
     };
     let result = run(&new);
     assert!(result.status.success(), "{}", stderr(&result));
@@ -213,4 +212,30 @@ fn sample_says_it_is_not_available_yet() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn an_empty_mask_is_a_no_op_that_says_so_and_a_mask_of_another_size_an_error() {
+    let models = common::tiny_models("cli-masks");
+    let dir = common::temp_dir("cli-masks-files");
+    let face = common::sample_faces().join("000901.png");
+    let (empty, small) = (dir.join("empty.png"), dir.join("small.png"));
+    image::GrayImage::new(64, 64).save(&empty).expect("mask");
+    image::GrayImage::from_pixel(32, 32, image::Luma([255]))
+        .save(&small)
+        .expect("mask");
+    let out = dir.join("out.png");
+    let run = |mask: &Path| generate("edit", &models, &[("image", &face), ("mask", mask)], &out);
+    let result = run(&empty);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert!(
+        stderr(&result).contains("the mask is empty"),
+        "{}",
+        stderr(&result)
+    );
+    let original = image::open(&face).expect("face").to_rgb8();
+    assert_eq!(image::open(&out).expect("out").to_rgb8(), original);
+    let result = run(&small);
+    assert_eq!(result.status.code(), Some(1));
+    assert!(stderr(&result).contains("32x32"), "{}", stderr(&result));
 }

@@ -262,3 +262,31 @@ fn a_repose_needs_visible_joints_and_a_pose_model() {
         .expect_err("a sketch model");
     assert!(err.to_string().contains("guided by Sketch"), "{err}");
 }
+
+#[test]
+fn without_the_pose_models_edits_still_work_and_a_repose_names_the_missing_file() {
+    let models = common::tiny_models("engine-no-pose");
+    for ext in ["json", "bpk"] {
+        std::fs::remove_file(models.join(format!("pose-ilat.{ext}"))).expect("remove");
+    }
+    let mut engine = Engine::new(&models, BackendChoice::Cpu).expect("engine");
+    let face = load_folder(&common::sample_faces(), 64)
+        .expect("samples")
+        .remove(0);
+    let mask = GrayImage::from_fn(64, 64, |x, _| Luma([if x < 20 { 255 } else { 0 }]));
+    let pose = Pose::standing(32.0, 60.0, 50.0);
+    let err = engine
+        .repose(
+            &repose_request(face.clone(), pose.clone(), pose, Method::Ilat),
+            &mut |_| ControlFlow::Continue(()),
+        )
+        .expect_err("no pose model");
+    assert!(err.to_string().contains("pose-ilat"), "{err}");
+    let out = engine
+        .edit(
+            &request(face.clone(), mask.clone(), Method::Ilat),
+            &mut |_| ControlFlow::Continue(()),
+        )
+        .expect("the sketch model still edits");
+    common::assert_only_masked_pixels_change(&face, &mask, &out);
+}

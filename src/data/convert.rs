@@ -92,24 +92,36 @@ pub fn open_image(path: &std::path::Path) -> Result<DynamicImage, super::DataErr
         path: path.to_path_buf(),
         reason,
     };
-    let open = || -> Result<_, super::DataError> {
-        let reader = image::ImageReader::open(path)
-            .map_err(|e| bad(e.to_string()))?
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    decode_image(&bytes).map_err(bad)
+}
+
+/// Decodes a PNG or JPEG held in memory, within [`decoder_limits`] and [`MAX_PIXELS`];
+/// `Err` says why not, never a panic (the fuzz test holds it to that).
+pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, String> {
+    if bytes.is_empty() {
+        return Err("the file is empty".into());
+    }
+    let reader = || -> Result<_, String> {
+        let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
             .with_guessed_format()
-            .map_err(|e| bad(e.to_string()))?;
-        if reader.format().is_none() {
-            return Err(bad("not a PNG or JPEG picture".into()));
+            .map_err(|e| e.to_string())?;
+        match reader.format() {
+            Some(image::ImageFormat::Png | image::ImageFormat::Jpeg) => Ok(reader),
+            Some(other) => Err(format!(
+                "{other:?} pictures are not supported (PNG or JPEG)"
+            )),
+            None => Err("not a PNG or JPEG picture".into()),
         }
-        Ok(reader)
     };
     // The size first, from the header: a bomb is refused before anything is decoded.
-    let (w, h) = open()?.into_dimensions().map_err(|e| bad(e.to_string()))?;
+    let (w, h) = reader()?.into_dimensions().map_err(|e| e.to_string())?;
     if w as u64 * h as u64 > MAX_PIXELS {
-        return Err(bad(format!("{w}x{h} is larger than {MAX_PIXELS} pixels")));
+        return Err(format!("{w}x{h} is larger than {MAX_PIXELS} pixels"));
     }
-    let mut reader = open()?;
+    let mut reader = reader()?;
     reader.limits(decoder_limits());
-    reader.decode().map_err(|e| bad(e.to_string()))
+    reader.decode().map_err(|e| e.to_string())
 }
 
 /// What a decoder may allocate: a side of at most 50,000 pixels and 2 GiB, so a

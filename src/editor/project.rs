@@ -211,7 +211,13 @@ impl Project {
 
 /// Writes `bytes` to a temporary file beside `path`, flushes it to disk and renames it
 /// over `path`; then flushes the folder, so the rename itself survives a crash.
+/// Writers in one process take turns; each process has its own temporary name, and
+/// temporaries left by processes that died (killed mid-write) are removed.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -234,7 +240,35 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             tracing::warn!("could not remove {}: {err}", tmp.display());
         }
     }
+    if result.is_ok() {
+        remove_orphans(dir, &name);
+    }
     result
+}
+
+/// Removes `.NAME.<pid>.tmp` files of processes that no longer run (Linux: no
+/// `/proc/<pid>`); elsewhere nothing is removed.
+fn remove_orphans(dir: &Path, name: &str) {
+    let proc = Path::new("/proc");
+    if !proc.is_dir() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for entry in entries.filter_map(Result::ok) {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let pid = file
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".tmp"));
+        if let Some(pid) = pid.filter(|p| p.chars().all(|c| c.is_ascii_digit()))
+            && !proc.join(pid).exists()
+            && let Err(err) = std::fs::remove_file(entry.path())
+        {
+            tracing::warn!("could not remove {}: {err}", entry.path().display());
+        }
+    }
 }
 
 fn png(

@@ -43,6 +43,7 @@ pub fn tiny_models(tag: &str) -> PathBuf {
 }
 
 /// The repository's sample faces.
+#[allow(dead_code)] // not every test binary edits faces
 pub fn sample_faces() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets/samples/faces")
 }
