@@ -27,11 +27,34 @@ pub enum Request {
     Repose(ReposeRequest),
 }
 
+impl Request {
+    /// The same job with another seed.
+    fn with_seed(&self, seed: u64) -> Self {
+        let mut request = self.clone();
+        match &mut request {
+            Request::Edit(r) => r.sampling.seed = seed,
+            Request::Repose(r) => r.sampling.seed = seed,
+        }
+        request
+    }
+
+    fn seed(&self) -> u64 {
+        match self {
+            Request::Edit(r) => r.sampling.seed,
+            Request::Repose(r) => r.sampling.seed,
+        }
+    }
+}
+
 /// What the worker is asked to do.
 #[derive(Debug)]
 pub enum Command {
-    /// Run a job.
-    Run { id: u64, request: Box<Request> },
+    /// Run a job `candidates` times, with seeds from the request's on.
+    Run {
+        id: u64,
+        request: Box<Request>,
+        candidates: usize,
+    },
     /// Stop the thread.
     Shutdown,
 }
@@ -50,7 +73,13 @@ pub enum Event {
     },
     /// The picture with the tokens so far.
     Preview { id: u64, image: RgbImage },
-    /// The job's result.
+    /// One candidate result (seed + `index`), as each is done.
+    Candidate {
+        id: u64,
+        index: usize,
+        image: RgbImage,
+    },
+    /// The job's result: the first candidate, once every candidate is done.
     Finished {
         id: u64,
         image: RgbImage,
@@ -69,6 +98,7 @@ impl Event {
             Event::Unavailable(_) => None,
             Event::Token { id, .. }
             | Event::Preview { id, .. }
+            | Event::Candidate { id, .. }
             | Event::Finished { id, .. }
             | Event::Failed { id, .. }
             | Event::Cancelled { id } => Some(*id),
@@ -128,12 +158,14 @@ impl Worker {
         })
     }
 
-    /// Queues a job and returns its id; any earlier job is cancelled.
-    pub fn submit(&self, request: Request) -> u64 {
+    /// Queues a job of `candidates` results (at least one) and returns its id; any
+    /// earlier job is cancelled.
+    pub fn submit(&self, request: Request, candidates: usize) -> u64 {
         let id = self.latest.fetch_add(1, Ordering::SeqCst) + 1;
         let command = Command::Run {
             id,
             request: Box::new(request),
+            candidates: candidates.max(1),
         };
         if self.commands.send(command).is_err() {
             tracing::warn!("the worker thread has stopped; job {id} will not run");
@@ -183,50 +215,80 @@ fn model_pool() -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
 /// The thread's loop: take the newest job, run it while it is still the latest.
 fn serve(mut engine: Engine, inbox: &Receiver<Command>, latest: &AtomicU64, send: &dyn Fn(Event)) {
     while let Ok(command) = inbox.recv() {
-        let Command::Run { id, request } = command else {
+        let Command::Run {
+            id,
+            request,
+            candidates,
+        } = command
+        else {
             return;
         };
-        if id != latest.load(Ordering::SeqCst) {
-            send(Event::Cancelled { id });
-            continue;
-        }
         let start = Instant::now();
-        // A bug in a model must not take the editor down: the job fails, the next runs.
-        let result = catch_unwind(AssertUnwindSafe(|| {
-            let mut progress = |progress| {
-                if latest.load(Ordering::SeqCst) != id {
-                    return ControlFlow::Break(());
-                }
-                send(match progress {
-                    EditProgress::Token { grid, done, total } => Event::Token {
-                        id,
-                        grid,
-                        done,
-                        total,
-                    },
-                    EditProgress::Preview(image) => Event::Preview { id, image },
-                });
-                ControlFlow::Continue(())
-            };
-            match &*request {
-                Request::Edit(edit) => engine.edit(edit, &mut progress),
-                Request::Repose(repose) => engine.repose(repose, &mut progress),
+        let mut first = None;
+        let mut outcome = Ok(());
+        for index in 0..candidates {
+            if id != latest.load(Ordering::SeqCst) {
+                outcome = Err(EngineError::Cancelled);
+                break;
             }
-        }))
-        .unwrap_or_else(|panic| Err(EngineError::Input(panic_message(&*panic))));
-        send(match result {
-            Ok(image) => Event::Finished {
+            let request = request.with_seed(request.seed().wrapping_add(index as u64));
+            match run(&mut engine, &request, id, latest, send) {
+                Ok(image) => {
+                    first.get_or_insert_with(|| image.clone());
+                    send(Event::Candidate { id, index, image });
+                }
+                Err(err) => {
+                    outcome = Err(err);
+                    break;
+                }
+            }
+        }
+        send(match (outcome, first) {
+            (Ok(()), Some(image)) => Event::Finished {
                 id,
                 image,
                 seconds: start.elapsed().as_secs_f64(),
             },
-            Err(EngineError::Cancelled) => Event::Cancelled { id },
-            Err(err) => Event::Failed {
+            (Err(EngineError::Cancelled), _) | (Ok(()), None) => Event::Cancelled { id },
+            (Err(err), _) => Event::Failed {
                 id,
                 error: err.to_string(),
             },
         });
     }
+}
+
+/// Runs one candidate, reporting its progress; a panic becomes an error.
+fn run(
+    engine: &mut Engine,
+    request: &Request,
+    id: u64,
+    latest: &AtomicU64,
+    send: &dyn Fn(Event),
+) -> Result<RgbImage, EngineError> {
+    // A bug in a model must not take the editor down: the job fails, the next runs.
+    catch_unwind(AssertUnwindSafe(|| {
+        let mut progress = |progress| {
+            if latest.load(Ordering::SeqCst) != id {
+                return ControlFlow::Break(());
+            }
+            send(match progress {
+                EditProgress::Token { grid, done, total } => Event::Token {
+                    id,
+                    grid,
+                    done,
+                    total,
+                },
+                EditProgress::Preview(image) => Event::Preview { id, image },
+            });
+            ControlFlow::Continue(())
+        };
+        match request {
+            Request::Edit(edit) => engine.edit(edit, &mut progress),
+            Request::Repose(repose) => engine.repose(repose, &mut progress),
+        }
+    }))
+    .unwrap_or_else(|panic| Err(EngineError::Input(panic_message(&*panic))))
 }
 
 /// What a caught panic said.

@@ -55,6 +55,7 @@ fn project_seed() -> Vec<u8> {
             brush: 2.0,
             live: false,
             show_mask: true,
+            candidates: 1,
         },
     }
     .encode()

@@ -300,3 +300,23 @@ fn a_damaged_project_is_refused_and_neither_file_nor_work_is_lost() {
         b"TESSERA\x01 not really"
     );
 }
+
+#[test]
+fn picking_another_candidate_puts_it_in_the_picture_as_one_undo_step() {
+    let mut harness = editor("gui-candidates");
+    drag(&mut harness, PointerButton::Primary, LEFT, RIGHT);
+    harness.get_by_label("Generate").click();
+    harness.step();
+    wait_for_the_job(&mut harness);
+    harness.step();
+    let first = harness.state().document().image.clone();
+    harness.get_by_label("2").click();
+    harness.step();
+    let second = harness.state().document().image.clone();
+    assert_ne!(second, first, "{}", harness.state().status());
+    let mask = harness.state().document().mask.clone();
+    common::assert_only_masked_pixels_change(&first, &mask, &second);
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    harness.step();
+    assert_eq!(harness.state().document().image, first);
+}

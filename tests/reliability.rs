@@ -123,6 +123,7 @@ fn project(shade: u8) -> Project {
             brush: 4.0,
             live: false,
             show_mask: true,
+            candidates: 1,
         },
     }
 }

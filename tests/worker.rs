@@ -36,7 +36,7 @@ fn a_burst_of_jobs_ends_with_the_last_ones_result_only() {
                 ..Sampling::default()
             };
             // Edits and reposes alternate; the last is a repose.
-            worker.submit(if seed % 2 == 0 {
+            let request = if seed % 2 == 0 {
                 Request::Edit(EditRequest {
                     image: face.clone(),
                     mask: mask.clone(),
@@ -52,7 +52,8 @@ fn a_burst_of_jobs_ends_with_the_last_ones_result_only() {
                     method: Method::Ilat,
                     sampling,
                 })
-            })
+            };
+            worker.submit(request, 1)
         })
         .collect();
     let last = *ids.last().expect("ids");
@@ -68,6 +69,7 @@ fn a_burst_of_jobs_ends_with_the_last_ones_result_only() {
                 "finished"
             }
             Event::Cancelled { .. } => "cancelled",
+            Event::Candidate { .. } => continue,
             Event::Failed { error, .. } => panic!("job failed: {error}"),
             Event::Unavailable(why) => panic!("no engine: {why}"),
             Event::Token { id, .. } | Event::Preview { id, .. } => {
@@ -102,5 +104,42 @@ fn a_worker_without_models_says_why() {
     match worker.next_event(Duration::from_secs(30)) {
         Some(Event::Unavailable(why)) => assert!(why.contains("missing"), "{why}"),
         other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_job_of_three_candidates_reports_each_seed_then_the_first() {
+    let models = common::tiny_models("worker-candidates");
+    let worker = Worker::spawn(move || Engine::new(&models, BackendChoice::Cpu), || {})
+        .expect("worker thread");
+    let face = load_folder(&common::sample_faces(), 64)
+        .expect("samples")
+        .remove(0);
+    let mask = GrayImage::from_fn(64, 64, |x, _| Luma([if x < 32 { 255 } else { 0 }]));
+    let request = Request::Edit(EditRequest {
+        image: face,
+        mask,
+        sketch: None,
+        method: Method::Ilat,
+        sampling: Sampling::default(),
+    });
+    worker.submit(request, 3);
+    let mut candidates = Vec::new();
+    loop {
+        match worker.next_event(Duration::from_secs(120)) {
+            Some(Event::Candidate { index, image, .. }) => candidates.push((index, image)),
+            Some(Event::Finished { image, .. }) => {
+                let indices: Vec<usize> = candidates.iter().map(|(i, _)| *i).collect();
+                assert_eq!(indices, vec![0, 1, 2]);
+                assert_eq!(image, candidates[0].1, "the result is the first candidate");
+                assert_ne!(
+                    candidates[0].1, candidates[1].1,
+                    "other seeds, other results"
+                );
+                return;
+            }
+            Some(Event::Token { .. } | Event::Preview { .. }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }

@@ -41,6 +41,13 @@ pub struct Settings {
     pub brush: f32,
     pub live: bool,
     pub show_mask: bool,
+    /// Results per Generate.
+    #[serde(default = "one")]
+    pub candidates: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Everything a project holds.
@@ -318,6 +325,7 @@ mod tests {
                 brush: 3.0,
                 live: true,
                 show_mask: false,
+                candidates: 2,
             },
         }
     }

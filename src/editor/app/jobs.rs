@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use eframe::egui;
 
-use super::{EditorApp, Job, PICTURE, Tool};
+use super::{Choices, EditorApp, Job, PICTURE, Tool};
 use crate::backend::BackendChoice;
 use crate::engine::{EditRequest, Engine, ReposeRequest};
 use crate::worker::{Event, Request, Worker};
@@ -23,13 +23,14 @@ impl EditorApp {
             .get_or_insert_with(|| spawn_worker(&self.models, self.backend, ctx.clone()));
         match worker {
             Ok(worker) => {
-                let id = worker.submit(request);
+                let id = worker.submit(request, self.candidates);
                 self.job = Some(Job {
                     id,
                     repose,
                     done: 0,
                     total: 0,
                     preview: None,
+                    candidates: Vec::new(),
                 });
                 self.status = format!("regenerating with {}", self.method.name());
             }
@@ -97,9 +98,16 @@ impl EditorApp {
                         self.revisions[PICTURE] += 1;
                     }
                 }
+                Event::Candidate { image, .. } => {
+                    if let Some(job) = &mut self.job {
+                        job.candidates.push(image);
+                    }
+                }
                 Event::Finished { image, seconds, .. } => {
                     let before = self.document.image.clone();
                     let repose = self.job.as_ref().is_some_and(|j| j.repose);
+                    let candidates = self.job.take().map(|j| j.candidates).unwrap_or_default();
+                    self.choices = Choices::new(candidates);
                     self.change(|doc| {
                         doc.image = image;
                         if repose {

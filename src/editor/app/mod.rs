@@ -73,6 +73,28 @@ struct Job {
     total: usize,
     /// The latest preview, shown instead of the picture while the job runs.
     preview: Option<RgbImage>,
+    /// Results so far, one per seed.
+    candidates: Vec<RgbImage>,
+}
+
+/// The candidates of the last finished job, to choose from under the canvas.
+#[derive(Default)]
+struct Choices {
+    images: Vec<RgbImage>,
+    /// Thumbnails, uploaded when first shown.
+    textures: Vec<Option<egui::TextureHandle>>,
+    /// The one in the picture.
+    chosen: usize,
+}
+
+impl Choices {
+    fn new(images: Vec<RgbImage>) -> Self {
+        Self {
+            textures: vec![None; images.len()],
+            images,
+            chosen: 0,
+        }
+    }
 }
 
 /// The editor's state.
@@ -90,6 +112,9 @@ pub struct EditorApp {
     show_mask: bool,
     /// Regenerate when a stroke ends.
     live: bool,
+    /// Results per Generate, one per seed from the seed field on.
+    candidates: usize,
+    choices: Choices,
     method: Method,
     sampling: Sampling,
     models: PathBuf,
@@ -122,6 +147,8 @@ impl EditorApp {
             brush: 4.0,
             show_mask: true,
             live: false,
+            candidates: 3,
+            choices: Choices::default(),
             method: Method::Ilat,
             sampling: Sampling::default(),
             models,
@@ -186,6 +213,9 @@ impl EditorApp {
         self.autosave(ui.ctx());
         egui::Panel::top("toolbar").show(ui, |ui| self.toolbar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        if self.choices.images.len() > 1 {
+            egui::Panel::bottom("candidates").show(ui, |ui| self.candidates_strip(ui));
+        }
         egui::CentralPanel::default().show(ui, |ui| self.canvas(ui));
         help::window(ui.ctx(), &mut self.show_help);
     }
@@ -268,6 +298,11 @@ impl EditorApp {
                 });
             ui.add(egui::DragValue::new(&mut self.sampling.seed).prefix("seed "));
             ui.add(egui::DragValue::new(&mut self.sampling.top_k).prefix("top-k "));
+            ui.add(
+                egui::DragValue::new(&mut self.candidates)
+                    .range(1..=6)
+                    .prefix("candidates "),
+            );
             ui.checkbox(&mut self.live, "Live");
             if ui.button("Generate").clicked() {
                 self.generate(ui.ctx());
@@ -293,10 +328,51 @@ impl EditorApp {
         ui.horizontal(|ui| {
             if let Some(job) = &self.job {
                 ui.spinner();
+                if self.candidates > 1 {
+                    let k = (job.candidates.len() + 1).min(self.candidates);
+                    ui.label(format!("candidate {k}/{}", self.candidates));
+                }
                 ui.label(format!("token {}/{}", job.done, job.total));
             }
             ui.label(&self.status);
         });
+    }
+
+    /// Thumbnails of the last job's candidates; a click puts one in the picture.
+    fn candidates_strip(&mut self, ui: &mut egui::Ui) {
+        let mut picked = None;
+        ui.horizontal(|ui| {
+            ui.label("candidates");
+            let Choices {
+                images,
+                textures,
+                chosen,
+            } = &mut self.choices;
+            for (k, (image, texture)) in images.iter().zip(textures.iter_mut()).enumerate() {
+                let texture = texture.get_or_insert_with(|| {
+                    let size = [image.width() as usize, image.height() as usize];
+                    let pixels = egui::ColorImage::from_rgb(size, image.as_raw());
+                    ui.ctx()
+                        .load_texture(format!("candidate-{k}"), pixels, Default::default())
+                });
+                let height = 72.0;
+                let width = height * image.width() as f32 / image.height().max(1) as f32;
+                let button = egui::Button::image_and_text(
+                    egui::Image::new((texture.id(), egui::vec2(width, height))),
+                    format!("{}", k + 1),
+                )
+                .selected(k == *chosen);
+                if ui.add(button).clicked() && k != *chosen {
+                    picked = Some(k);
+                }
+            }
+        });
+        if let Some(k) = picked {
+            let image = self.choices.images[k].clone();
+            self.choices.chosen = k;
+            self.change(|doc| doc.image = image);
+            self.status = format!("candidate {} of {}", k + 1, self.choices.images.len());
+        }
     }
 
     fn canvas(&mut self, ui: &mut egui::Ui) {

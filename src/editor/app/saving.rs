@@ -63,6 +63,7 @@ impl EditorApp {
                 brush: self.brush,
                 live: self.live,
                 show_mask: self.show_mask,
+                candidates: self.candidates,
             },
         }
     }
@@ -73,6 +74,7 @@ impl EditorApp {
         self.brush = settings.brush;
         self.live = settings.live;
         self.show_mask = settings.show_mask;
+        self.candidates = settings.candidates.clamp(1, 6);
     }
 
     /// Saves the project where it was saved before, or where the person chooses.
