@@ -5,13 +5,15 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use burn::prelude::Device;
 use image::{GrayImage, Luma};
 use tessera::backend::BackendChoice;
 use tessera::data::faces::load_folder;
 use tessera::data::poses::Pose;
 use tessera::engine::{EditRequest, Engine, Method, ReposeRequest};
-use tessera::ilat::model::Guidance;
+use tessera::ilat::model::{Guidance, IlatConfig};
 use tessera::ilat::sample::Sampling;
+use tessera::store;
 use tessera::worker::{Event, Request, Worker};
 
 #[test]
@@ -142,4 +144,44 @@ fn a_job_of_three_candidates_reports_each_seed_then_the_first() {
             other => panic!("unexpected {other:?}"),
         }
     }
+}
+
+#[test]
+fn a_panic_inside_a_job_is_reported_and_the_next_job_runs() {
+    let models = common::tiny_models("worker-panic");
+    // A model the loader accepts but that fails inside: 4 heads do not divide a width
+    // of 30, so the attention's reshape panics (a bug, as far as the worker knows).
+    let broken = IlatConfig::new(64, 16)
+        .with_d_model(30)
+        .with_n_heads(4)
+        .with_n_layers(1);
+    store::save_model(&models, "ilat", &broken, broken.init(&Device::flex())).expect("save");
+    let worker = Worker::spawn(move || Engine::new(&models, BackendChoice::Cpu), || {})
+        .expect("worker thread");
+    let face = load_folder(&common::sample_faces(), 64)
+        .expect("samples")
+        .remove(0);
+    let mask = GrayImage::from_fn(64, 64, |x, _| Luma([if x < 32 { 255 } else { 0 }]));
+    let edit = |method| {
+        Request::Edit(EditRequest {
+            image: face.clone(),
+            mask: mask.clone(),
+            sketch: None,
+            method,
+            sampling: Sampling::default(),
+        })
+    };
+    let end = |worker: &Worker| loop {
+        match worker.next_event(Duration::from_secs(120)) {
+            Some(Event::Token { .. } | Event::Preview { .. } | Event::Candidate { .. }) => {}
+            other => return other,
+        }
+    };
+    worker.submit(edit(Method::Ilat), 1);
+    match end(&worker) {
+        Some(Event::Failed { error, .. }) => assert!(error.contains("internal error"), "{error}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    worker.submit(edit(Method::Taming), 1);
+    assert!(matches!(end(&worker), Some(Event::Finished { .. })));
 }
