@@ -11,6 +11,7 @@ pub mod editor;
 pub mod engine;
 pub mod evaluate;
 pub mod ilat;
+pub mod imagebart;
 pub mod metrics;
 pub mod nn;
 pub mod paths;
