@@ -7,6 +7,10 @@
 //! Positions are learned embeddings added at the input; a caller names the position of
 //! every input row, so a sampler can feed positions in any order (iLAT runs the kept
 //! tokens first and the masked ones after).
+//!
+//! With `cross_attention`, every block also attends to a *memory* (the output of an
+//! encoder) between its self-attention and its MLP: ImageBART's decoder reads the
+//! encoded noisier grid that way.
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
@@ -29,6 +33,18 @@ pub struct TransformerConfig {
     /// Hidden width of the MLP, as a multiple of `d_model`.
     #[config(default = 4)]
     pub mlp_ratio: usize,
+    /// Whether blocks attend to a memory (an encoder-decoder's decoder).
+    #[config(default = false)]
+    pub cross_attention: bool,
+}
+
+/// Attention from the stream to a memory: `x + proj(attn(q(norm(x)), kv(memory)))`.
+#[derive(Module, Debug)]
+struct CrossAttention {
+    norm: LayerNorm,
+    q: Linear,
+    kv: Linear,
+    proj: Linear,
 }
 
 /// One pre-norm block: `x + attn(norm(x))`, then `x + mlp(norm(x))`.
@@ -37,6 +53,7 @@ struct Block {
     norm1: LayerNorm,
     qkv: Linear,
     proj: Linear,
+    cross: Option<CrossAttention>,
     norm2: LayerNorm,
     fc1: Linear,
     fc2: Linear,
@@ -60,6 +77,12 @@ impl TransformerConfig {
                 norm1: LayerNormConfig::new(d).init(device),
                 qkv: LinearConfig::new(d, 3 * d).init(device),
                 proj: LinearConfig::new(d, d).init(device),
+                cross: self.cross_attention.then(|| CrossAttention {
+                    norm: LayerNormConfig::new(d).init(device),
+                    q: LinearConfig::new(d, d).init(device),
+                    kv: LinearConfig::new(d, 2 * d).init(device),
+                    proj: LinearConfig::new(d, d).init(device),
+                }),
                 norm2: LayerNormConfig::new(d).init(device),
                 fc1: LinearConfig::new(d, self.mlp_ratio * d).init(device),
                 fc2: LinearConfig::new(self.mlp_ratio * d, d).init(device),
@@ -74,13 +97,15 @@ impl TransformerConfig {
     }
 }
 
-/// Keys and values of the positions already run, per layer: `[B, H, T, d_h]` each.
+/// Keys and values of the positions already run, per layer: `[B, H, T, d_h]` each
+/// (and, for a decoder, those of the memory, computed once).
 ///
 /// Sampling runs the known context once and then one new position per step, each
 /// attending to everything cached: O(T) work per generated token instead of O(T²).
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
     layers: Vec<(Tensor<4>, Tensor<4>)>,
+    memory: Vec<(Tensor<4>, Tensor<4>)>,
 }
 
 impl KvCache {
@@ -97,11 +122,12 @@ impl KvCache {
 
 impl Transformer {
     /// Runs new rows that attend to all cached rows and, through `mask`, to each
-    /// other; their keys and values are appended to `cache`.
+    /// other (and to `memory`, for a decoder); their keys and values are appended to
+    /// `cache`.
     ///
     /// # Shapes
     /// - x: `[B, t, D]`; positions: `[t]`; mask: `[B, H, t, T_cached + t]` (`true` =
-    ///   blocked), or none
+    ///   blocked), or none; memory: `[B, S, D]`
     /// - output: `[B, t, D]`
     pub fn forward_cached(
         &self,
@@ -109,16 +135,24 @@ impl Transformer {
         positions: Tensor<1, Int>,
         mask: Option<Tensor<4, Bool>>,
         cache: &mut KvCache,
+        memory: Option<&Tensor<3>>,
     ) -> Tensor<3> {
         let mut x = self.add_positions(x, positions);
         for (i, block) in self.blocks.iter().enumerate() {
             let past = cache.layers.get(i).cloned();
-            let (out, keys, values) = block.forward_with_past(x, mask.clone(), past);
+            let (out, keys, values) = block.self_attention(x, mask.clone(), past);
             match cache.layers.get_mut(i) {
                 Some(slot) => *slot = (keys, values),
                 None => cache.layers.push((keys, values)),
             }
             x = out;
+            if let (Some(cross), Some(memory)) = (&block.cross, memory) {
+                if cache.memory.len() <= i {
+                    cache.memory.push(cross.memory(memory, block.n_heads));
+                }
+                x = cross.forward(x, &cache.memory[i], block.n_heads);
+            }
+            x = block.mlp(x);
         }
         self.norm.forward(x)
     }
@@ -134,11 +168,29 @@ impl Transformer {
     /// - x: `[B, T, D]`; mask: `[B, H, T, T]` (`true` = blocked), or none for full attention
     /// - output: `[B, T, D]`
     pub fn forward(&self, x: Tensor<3>, mask: Option<Tensor<4, Bool>>) -> Tensor<3> {
+        self.forward_with_memory(x, mask, None)
+    }
+
+    /// [`Transformer::forward`] of a decoder, every block also attending to `memory`
+    /// (without a mask).
+    ///
+    /// # Shapes
+    /// - memory: `[B, S, D]`
+    pub fn forward_with_memory(
+        &self,
+        x: Tensor<3>,
+        mask: Option<Tensor<4, Bool>>,
+        memory: Option<&Tensor<3>>,
+    ) -> Tensor<3> {
         let [_, tokens, _] = x.dims();
         let positions = Tensor::arange(0..tokens as i64, &x.device());
         let mut x = self.add_positions(x, positions);
         for block in &self.blocks {
-            x = block.forward(x, mask.clone());
+            x = block.self_attention(x, mask.clone(), None).0;
+            if let (Some(cross), Some(memory)) = (&block.cross, memory) {
+                x = cross.forward(x, &cross.memory(memory, block.n_heads), block.n_heads);
+            }
+            x = block.mlp(x);
         }
         self.norm.forward(x)
     }
@@ -156,17 +208,61 @@ impl Transformer {
     }
 }
 
-impl Block {
-    fn forward(&self, x: Tensor<3>, mask: Option<Tensor<4, Bool>>) -> Tensor<3> {
-        self.forward_with_past(x, mask, None).0
+/// Splits `[B, T, D]` into heads, `[B, H, T, d_h]`.
+fn split_heads(x: Tensor<3>, heads: usize) -> Tensor<4> {
+    let [batch, tokens, d] = x.dims();
+    x.reshape([batch, tokens, heads, d / heads]).swap_dims(1, 2)
+}
+
+impl CrossAttention {
+    /// The memory's keys and values, `[B, H, S, d_h]` each.
+    fn memory(&self, memory: &Tensor<3>, heads: usize) -> (Tensor<4>, Tensor<4>) {
+        let d = memory.dims()[2];
+        let kv = self.kv.forward(memory.clone()); // [B, S, 2D]
+        (
+            split_heads(kv.clone().narrow(2, 0, d), heads),
+            split_heads(kv.narrow(2, d, d), heads),
+        )
     }
 
-    /// The block on new positions, with the keys and values of earlier positions (if
-    /// any) prepended; returns the output and all keys and values, past and new.
+    /// # Shapes
+    /// - x: `[B, t, D]` → `[B, t, D]`
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        (keys, values): &(Tensor<4>, Tensor<4>),
+        heads: usize,
+    ) -> Tensor<3> {
+        let [batch, tokens, d] = x.dims();
+        let queries = split_heads(self.q.forward(self.norm.forward(x.clone())), heads);
+        let context = attention(
+            queries,
+            keys.clone(),
+            values.clone(),
+            None,
+            None,
+            AttentionModuleOptions::default(),
+        ); // [B, H, t, d_h]
+        x + self
+            .proj
+            .forward(context.swap_dims(1, 2).reshape([batch, tokens, d]))
+    }
+}
+
+impl Block {
+    /// `x + mlp(norm(x))`.
+    fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
+        let hidden = relu(self.fc1.forward(self.norm2.forward(x.clone())));
+        x + self.fc2.forward(hidden)
+    }
+
+    /// The self-attention half of the block on new positions, with the keys and
+    /// values of earlier positions (if any) prepended; returns the output and all keys
+    /// and values, past and new.
     ///
     /// # Shapes
     /// - x: `[B, t, D]`; past: `[B, H, T, d_h]` twice; mask: `[B, H, t, T + t]`
-    fn forward_with_past(
+    fn self_attention(
         &self,
         x: Tensor<3>,
         mask: Option<Tensor<4, Bool>>,
@@ -198,9 +294,7 @@ impl Block {
             AttentionModuleOptions::default(),
         );
         let context = context.swap_dims(1, 2).reshape([batch, tokens, d]); // [B, t, D]
-        let x = x + self.proj.forward(context);
-        let hidden = relu(self.fc1.forward(self.norm2.forward(x.clone())));
-        (x + self.fc2.forward(hidden), keys, values)
+        (x + self.proj.forward(context), keys, values)
     }
 }
 
@@ -241,32 +335,59 @@ mod tests {
     }
 
     #[test]
-    fn cached_steps_equal_one_causal_pass() {
+    fn cached_steps_equal_one_causal_pass_with_and_without_a_memory() {
         let device = Device::flex();
         device.seed(32);
-        let model = TransformerConfig::new(16, 4, 3, 8).init(&device);
-        let x = Tensor::<3>::random([2, 7, 16], Distribution::Normal(0.0, 1.0), &device);
-        let full = model.forward(x.clone(), Some(causal_mask(2, 4, 7, &device)));
-        // A prefix of three positions at once, then one position per step.
-        let mut cache = KvCache::default();
-        let mut outputs = vec![model.forward_cached(
-            x.clone().narrow(1, 0, 3),
-            Tensor::arange(0..3, &device),
-            Some(causal_mask(2, 4, 3, &device)),
-            &mut cache,
-        )];
-        for t in 3..7 {
-            let position = Tensor::arange(t as i64..t as i64 + 1, &device);
-            outputs.push(model.forward_cached(
-                x.clone().narrow(1, t, 1),
-                position,
-                None,
+        for cross in [false, true] {
+            let model = TransformerConfig::new(16, 4, 3, 8)
+                .with_cross_attention(cross)
+                .init(&device);
+            let x = Tensor::<3>::random([2, 7, 16], Distribution::Normal(0.0, 1.0), &device);
+            let memory = Tensor::<3>::random([2, 5, 16], Distribution::Normal(0.0, 1.0), &device);
+            let memory = cross.then_some(&memory);
+            let full =
+                model.forward_with_memory(x.clone(), Some(causal_mask(2, 4, 7, &device)), memory);
+            // A prefix of three positions at once, then one position per step.
+            let mut cache = KvCache::default();
+            let mut outputs = vec![model.forward_cached(
+                x.clone().narrow(1, 0, 3),
+                Tensor::arange(0..3, &device),
+                Some(causal_mask(2, 4, 3, &device)),
                 &mut cache,
-            ));
+                memory,
+            )];
+            for t in 3..7 {
+                let position = Tensor::arange(t as i64..t as i64 + 1, &device);
+                outputs.push(model.forward_cached(
+                    x.clone().narrow(1, t, 1),
+                    position,
+                    None,
+                    &mut cache,
+                    memory,
+                ));
+            }
+            assert_eq!(cache.len(), 7);
+            Tensor::cat(outputs, 1)
+                .into_data()
+                .assert_approx_eq::<f32>(&full.into_data(), Tolerance::absolute(1e-5));
         }
-        assert_eq!(cache.len(), 7);
-        Tensor::cat(outputs, 1)
-            .into_data()
-            .assert_approx_eq::<f32>(&full.into_data(), Tolerance::absolute(1e-5));
+    }
+
+    #[test]
+    fn a_decoder_reads_its_memory() {
+        let device = Device::flex();
+        device.seed(33);
+        let model = TransformerConfig::new(16, 4, 2, 8)
+            .with_cross_attention(true)
+            .init(&device);
+        let x = Tensor::<3>::random([1, 4, 16], Distribution::Normal(0.0, 1.0), &device);
+        let a = Tensor::<3>::random([1, 6, 16], Distribution::Normal(0.0, 1.0), &device);
+        let b = Tensor::<3>::random([1, 6, 16], Distribution::Normal(0.0, 1.0), &device);
+        let diff = (model.forward_with_memory(x.clone(), None, Some(&a))
+            - model.forward_with_memory(x, None, Some(&b)))
+        .abs()
+        .max()
+        .into_scalar::<f32>();
+        assert!(diff > 1e-3, "{diff}");
     }
 }
