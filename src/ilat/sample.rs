@@ -200,7 +200,7 @@ fn prefix_mask(
 }
 
 /// New rows see every cached row and, causally, each other.
-fn pending_mask(
+pub fn pending_mask(
     rows: usize,
     cached: usize,
     heads: usize,
@@ -232,7 +232,7 @@ pub fn blocked_tensor(
 }
 
 /// Draws a token from logits with top-k and temperature.
-fn draw(logits: Tensor<1>, sampling: &Sampling, rng: &mut StdRng) -> usize {
+pub fn draw(logits: Tensor<1>, sampling: &Sampling, rng: &mut impl Rng) -> usize {
     let logits: Vec<f32> = logits
         .into_data()
         .convert::<f32>()

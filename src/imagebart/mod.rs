@@ -2,4 +2,6 @@
 //! a short chain of transformers; its masked forward-backward process refines an edit
 //! step by step (App. A.3).
 
+pub mod model;
+pub mod sample;
 pub mod schedule;
