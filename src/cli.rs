@@ -153,6 +153,19 @@ pub enum TrainModel {
     /// `data/poses`, tokenised by the models folder's tokenizer; written as
     /// `pose-ilat` or `pose-taming`.
     Pose(PoseTrainOpts),
+    /// One reverse step of ImageBART on `data/faces`, tokenised by the models folder's
+    /// tokenizer; written as `imagebart-step<T>` with the chain in `imagebart-chain.json`.
+    Imagebart(ImagebartTrainOpts),
+}
+
+/// Options of `tessera train imagebart`.
+#[derive(Debug, Args)]
+pub struct ImagebartTrainOpts {
+    #[command(flatten)]
+    pub common: TrainCommon,
+    /// Which reverse step, 1..=T: the model learns p(x_{t-1} | x_t).
+    #[arg(long)]
+    pub step: usize,
 }
 
 /// Options of `tessera train pose`.

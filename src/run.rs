@@ -6,11 +6,14 @@ use anyhow::{Context, bail};
 use burn::config::Config;
 
 use crate::cli::{
-    BenchWhat, Command, DataCommand, EditOpts, EvalModel, Opts, ReposeOpts, SketchInputArg,
-    TrainCommon, TrainModel, TrainedMethod, VqganTrainOpts,
+    BenchWhat, Command, DataCommand, EditOpts, EvalModel, ImagebartTrainOpts, Opts, ReposeOpts,
+    SketchInputArg, TrainCommon, TrainModel, TrainedMethod, VqganTrainOpts,
 };
 use crate::ilat::model::{Guidance, IlatConfig, SketchInput};
 use crate::ilat::train::{IlatTrainingConfig, IlatTrainingPaths, Objective, TrainingData};
+use crate::imagebart::model::ReverseConfig;
+use crate::imagebart::train::{ImagebartTrainingConfig, ImagebartTrainingPaths};
+use crate::training::Destination;
 use std::ops::ControlFlow;
 
 use crate::data::convert::open_image;
@@ -44,6 +47,7 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
                 let job = TokenJob::people(t.method);
                 train_tokens(job, t.common, None, models, opts.backend)
             }
+            TrainModel::Imagebart(t) => train_imagebart(t, models, opts.backend),
         },
         Command::Edit(e) => edit(e, &models, opts.backend),
         Command::Eval(e) => match e.model {
@@ -229,7 +233,8 @@ fn train_tokens(
             config.objective
         );
     }
-    overrides(&common, &mut config.steps, &mut config.batch);
+    let o = &mut config.optimization;
+    overrides(&common, &mut o.steps, &mut o.batch);
     if let Some(input) = sketch_input {
         config.model.sketch = match input {
             SketchInputArg::Aligned => SketchInput::Aligned,
@@ -239,15 +244,61 @@ fn train_tokens(
     let train_paths = IlatTrainingPaths {
         data,
         tokenizer: models.clone(),
-        run: common.run.unwrap_or_else(|| paths::runs_dir().join(&name)),
-        out: common.out.unwrap_or(models),
-        name,
+        to: destination(common, &name, models),
     };
     let backend = backend::select(choice)?;
     let nll = crate::ilat::train::train(&config, &train_paths, &backend.device.autodiff())?;
     println!(
         "trained; held-out NLL {nll:.3}; model written to {}",
-        train_paths.out.display()
+        train_paths.to.out.display()
+    );
+    Ok(())
+}
+
+fn train_imagebart(
+    opts: ImagebartTrainOpts,
+    models: PathBuf,
+    choice: backend::BackendChoice,
+) -> anyhow::Result<()> {
+    let out = opts.common.out.clone().unwrap_or_else(|| models.clone());
+    let chain = crate::imagebart::chain_path(&out);
+    let schedule = match chain.exists() {
+        true => crate::imagebart::read_chain(&chain)?,
+        false => crate::imagebart::default_chain(512),
+    };
+    let mut config = match &opts.common.config {
+        Some(path) => ImagebartTrainingConfig::load(path)
+            .with_context(|| format!("reading {}", path.display()))?,
+        None => {
+            let last = opts.step == schedule.steps();
+            let model = ReverseConfig::new(512, 16).with_encoder_layers(if last { 0 } else { 3 });
+            ImagebartTrainingConfig::new(model, schedule.clone(), opts.step)
+        }
+    };
+    if config.schedule != schedule {
+        bail!(
+            "{} holds another chain than the configuration's; train every step with one chain",
+            chain.display()
+        );
+    }
+    config.step = opts.step;
+    let o = &mut config.optimization;
+    overrides(&opts.common, &mut o.steps, &mut o.batch);
+    let name = crate::imagebart::step_name(opts.step);
+    let data = paths::data_dir();
+    let train_paths = ImagebartTrainingPaths {
+        train: data.join("faces/train"),
+        test: data.join("faces/test"),
+        tokenizer: models.clone(),
+        to: destination(opts.common, &name, out),
+    };
+    std::fs::create_dir_all(&train_paths.to.out)?;
+    crate::imagebart::write_chain(&chain, &config.schedule)?;
+    let backend = backend::select(choice)?;
+    let nll = crate::imagebart::train::train(&config, &train_paths, &backend.device.autodiff())?;
+    println!(
+        "trained; held-out NLL {nll:.3}; model written to {}",
+        train_paths.to.out.display()
     );
     Ok(())
 }
@@ -367,6 +418,16 @@ fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
+    }
+}
+
+/// The run folder (`--run`, else `runs/NAME`) and output folder (`--out`, else
+/// `default_out`) of a token model.
+fn destination(common: TrainCommon, name: &str, default_out: PathBuf) -> Destination {
+    Destination {
+        run: common.run.unwrap_or_else(|| paths::runs_dir().join(name)),
+        out: common.out.unwrap_or(default_out),
+        name: name.to_string(),
     }
 }
 

@@ -262,6 +262,173 @@ pub fn learning_rate(step: usize, total: usize, warmup: usize, peak: f64, floor:
     peak * (floor + (1.0 - floor) * cosine)
 }
 
+/// How a token model is optimised: shared by iLAT, the Taming baseline and every
+/// ImageBART step, so their budgets compare.
+#[derive(burn::config::Config, Debug)]
+pub struct Optimization {
+    /// Total optimisation steps.
+    #[config(default = 2500)]
+    pub steps: usize,
+    /// Examples per step.
+    #[config(default = 8)]
+    pub batch: usize,
+    /// Peak learning rate (AdamW, β = (0.9, 0.95), warm-up then cosine to a tenth).
+    #[config(default = 3e-4)]
+    pub lr: f64,
+    /// Warm-up steps.
+    #[config(default = 200)]
+    pub warmup: usize,
+    /// Decoupled weight decay.
+    #[config(default = 0.01)]
+    pub weight_decay: f32,
+    /// Steps between checkpoints (and held-out evaluations).
+    #[config(default = 250)]
+    pub checkpoint_every: usize,
+    /// Steps between loss-log lines.
+    #[config(default = 10)]
+    pub log_every: usize,
+    /// Seed of initialisation, data order, augmentation and noise.
+    #[config(default = 23)]
+    pub seed: u64,
+}
+
+/// Where a token model's run and result go.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    /// Checkpoints, loss log, progress.
+    pub run: PathBuf,
+    /// The folder the finished model is written to.
+    pub out: PathBuf,
+    /// The model's name there.
+    pub name: String,
+}
+
+/// The one training loop of the token models: opens (or resumes) the run, draws a
+/// batch per step from `draw` (given the run's random source), minimises `loss`,
+/// logs, evaluates `loss` on `held_out` and checkpoints every so often, and writes
+/// the model with `model_config` beside it. `training_config` is saved in the run.
+/// Returns the last held-out loss.
+#[allow(clippy::too_many_arguments)] // each is one of the loop's distinct inputs
+pub fn fit<M, B, C, T>(
+    optimization: &Optimization,
+    to: &Destination,
+    (training_config, model_config): (&T, &C),
+    model: M,
+    held_out: &B,
+    mut draw: impl FnMut(&mut rand::rngs::StdRng) -> B,
+    loss: impl Fn(&M, &B) -> burn::prelude::Tensor<1>,
+) -> Result<f64, TrainError>
+where
+    M: burn::module::Module + Clone,
+    C: burn::config::Config,
+    T: burn::config::Config,
+{
+    use rand::SeedableRng;
+    let o = optimization;
+    let (mut run, resume) = Run::open(&to.run, o.steps)?;
+    run.set_prefix(&to.name);
+    save_config(training_config, &to.run)?;
+    let optim = burn::optim::AdamWConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.95)
+        .with_weight_decay(o.weight_decay)
+        .init();
+    let mut state = Trainee { model, optim };
+    let start = match resume {
+        Some((dir, progress)) => {
+            state = state.resume(&dir)?;
+            progress.step
+        }
+        None => 0,
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(o.seed ^ (start as u64).wrapping_mul(0x9e37));
+    let mut test_loss = f64::NAN;
+    for step in start..o.steps {
+        let lr = learning_rate(step, o.steps, o.warmup, o.lr, 0.1);
+        let batch = draw(&mut rng);
+        let value = state.step(lr, loss(&state.model, &batch));
+        if (step + 1) % o.log_every == 0 {
+            run.log(step + 1, &[("nll", value), ("lr", lr)])?;
+        }
+        if (step + 1) % o.checkpoint_every == 0 || step + 1 == o.steps {
+            test_loss = scalar(&loss(&state.model.valid(), held_out));
+            run.log(step + 1, &[("test_nll", test_loss)])?;
+            state.save(&run, &to.name, model_config, step + 1)?;
+        }
+        run.tick();
+    }
+    run.finish();
+    crate::store::save_model(&to.out, &to.name, model_config, state.model.valid())?;
+    copy_progress(&to.run, &to.out, &to.name)?;
+    Ok(test_loss)
+}
+
+/// The tokenizer of a models folder, checked against a token model's codebook size
+/// and grid.
+pub fn load_tokenizer(
+    dir: &Path,
+    device: &burn::prelude::Device,
+    (vocab, grid): (usize, usize),
+) -> Result<(crate::vqgan::Vqgan, crate::vqgan::VqganConfig), TrainError> {
+    let (tokenizer, config) = crate::vqgan::Vqgan::load(dir, "vqgan", device)?;
+    if config.codebook_size != vocab || config.grid() != grid {
+        return Err(TrainError::Tokenizer {
+            tokenizer: config.codebook_size,
+            grid: config.grid(),
+            vocab,
+            expected: grid,
+        });
+    }
+    Ok((tokenizer, config))
+}
+
+/// A model in training and its optimiser: resumed from a run's checkpoint, stepped,
+/// and saved into the run (weights and optimiser state, plus the model alone, ready
+/// to copy into `models/`). Every token-model trainer uses it.
+pub struct Trainee<M> {
+    pub model: M,
+    pub optim: burn::optim::ModuleOptimizer,
+}
+
+impl<M: burn::module::Module + Clone> Trainee<M> {
+    /// Loads the weights and optimiser state of a checkpoint folder.
+    pub fn resume(self, dir: &Path) -> Result<Self, TrainError> {
+        Ok(Self {
+            model: crate::store::load_weights(self.model, &dir.join("model.bpk"))?,
+            optim: self
+                .optim
+                .load_record(crate::store::load_optimizer(&dir.join("optim.bpk"))?),
+        })
+    }
+
+    /// One optimisation step on `loss`; returns the loss's value.
+    pub fn step(&mut self, lr: f64, loss: burn::prelude::Tensor<1>) -> f64 {
+        let value = scalar(&loss);
+        let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self.optim.step(lr, self.model.clone(), grads);
+        value
+    }
+
+    /// Saves a checkpoint of step `step` into the run, and the model as `name` with
+    /// its `config` beside it.
+    pub fn save<C: burn::config::Config>(
+        &self,
+        run: &Run,
+        name: &str,
+        config: &C,
+        step: usize,
+    ) -> Result<(), TrainError> {
+        run.checkpoint(step, |dir| {
+            crate::store::save_record(&dir.join("model.bpk"), self.model.clone().into_record())?;
+            crate::store::save_optimizer(&self.optim, &dir.join("optim.bpk"))?;
+            Ok(())
+        })?;
+        crate::store::save_model(run.dir(), name, config, self.model.valid())?;
+        run.write_progress(name, step)?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

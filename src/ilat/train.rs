@@ -11,7 +11,6 @@
 use std::path::PathBuf;
 
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use rand::SeedableRng;
@@ -23,8 +22,7 @@ use super::model::{Guidance, Guide, Ilat, IlatConfig, shift_right};
 use crate::data::convert::{images_to_tensor, masks_to_tensor};
 use crate::data::faces::load_folder;
 use crate::data::people::{Part, People};
-use crate::store;
-use crate::training::{self, Run, TrainError, learning_rate};
+use crate::training::{self, Destination, Optimization, TrainError};
 use crate::vqgan::Vqgan;
 
 /// What the network learns to predict, and with which attention mask.
@@ -44,36 +42,15 @@ pub struct IlatTrainingConfig {
     /// iLAT or the Taming baseline.
     #[config(default = "Objective::LocalAr")]
     pub objective: Objective,
-    /// Total optimisation steps.
-    #[config(default = 4000)]
-    pub steps: usize,
-    /// Sequences per step.
-    #[config(default = 8)]
-    pub batch: usize,
-    /// Peak learning rate (AdamW, β = (0.9, 0.95)).
-    #[config(default = 3e-4)]
-    pub lr: f64,
-    /// Warm-up steps.
-    #[config(default = 200)]
-    pub warmup: usize,
-    /// Decoupled weight decay.
-    #[config(default = 0.01)]
-    pub weight_decay: f32,
     /// Least fraction of tokens a training mask covers.
     #[config(default = 0.05)]
     pub min_masked: f32,
     /// Largest fraction of tokens a training mask covers.
     #[config(default = 0.5)]
     pub max_masked: f32,
-    /// Steps between checkpoints (and held-out evaluations).
-    #[config(default = 250)]
-    pub checkpoint_every: usize,
-    /// Steps between loss-log lines.
-    #[config(default = 10)]
-    pub log_every: usize,
-    /// Seed of initialisation, data order, augmentation and masks.
-    #[config(default = 23)]
-    pub seed: u64,
+    /// Steps, batch, learning rate, seed.
+    #[config(default = "Optimization::new()")]
+    pub optimization: Optimization,
 }
 
 /// Where a run's data is.
@@ -116,12 +93,8 @@ pub struct IlatTrainingPaths {
     pub data: TrainingData,
     /// The models folder holding the tokenizer (`vqgan`).
     pub tokenizer: PathBuf,
-    /// The run folder (checkpoints, loss log).
-    pub run: PathBuf,
-    /// Where the finished model is written.
-    pub out: PathBuf,
-    /// Its name there (`ilat` or `taming`).
-    pub name: String,
+    /// The run and the finished model (`ilat`, `taming`, `pose-ilat`, …).
+    pub to: Destination,
 }
 
 /// One step's tensors.
@@ -240,20 +213,6 @@ pub fn batch_loss(model: &Ilat, batch: &TokenBatch) -> Tensor<1> {
     masked_nll(logits, batch.targets.clone(), batch.weights.clone())
 }
 
-/// A run's model and optimiser.
-struct State {
-    model: Ilat,
-    optim: ModuleOptimizer,
-}
-
-fn optimizer(config: &IlatTrainingConfig) -> ModuleOptimizer {
-    AdamWConfig::new()
-        .with_beta_1(0.9)
-        .with_beta_2(0.95)
-        .with_weight_decay(config.weight_decay)
-        .init()
-}
-
 /// Trains (or resumes) a run and writes the model to `paths.out`. Returns the last
 /// held-out NLL.
 pub fn train(
@@ -261,18 +220,11 @@ pub fn train(
     paths: &IlatTrainingPaths,
     device: &Device,
 ) -> Result<f64, TrainError> {
-    let (tokenizer, tokenizer_config) =
-        Vqgan::load(&paths.tokenizer, "vqgan", &device.clone().inner())?;
-    if tokenizer_config.codebook_size != config.model.vocab
-        || tokenizer_config.grid() != config.model.grid
-    {
-        return Err(TrainError::Tokenizer {
-            tokenizer: tokenizer_config.codebook_size,
-            grid: tokenizer_config.grid(),
-            vocab: config.model.vocab,
-            expected: config.model.grid,
-        });
-    }
+    let (tokenizer, tokenizer_config) = training::load_tokenizer(
+        &paths.tokenizer,
+        &device.clone().inner(),
+        (config.model.vocab, config.model.grid),
+    )?;
     if paths.data.guidance() != config.model.guidance {
         return Err(TrainError::Config(format!(
             "the model is guided by {:?} but the data carries {:?}",
@@ -285,84 +237,36 @@ pub fn train(
         tokenizer_config.factor() as u32,
     );
     let (train_set, test_set) = paths.data.load(shape.0)?;
-    let (mut run, resume) = Run::open(&paths.run, config.steps)?;
-    run.set_prefix(&paths.name);
-    training::save_config(config, &paths.run)?;
-    device.seed(config.seed);
-    let mut state = State {
-        model: config.model.init(device),
-        optim: optimizer(config),
-    };
-    let start = match resume {
-        Some((dir, progress)) => {
-            state = State {
-                model: store::load_weights(state.model, &dir.join("model.bpk"))?,
-                optim: state
-                    .optim
-                    .load_record(store::load_optimizer(&dir.join("optim.bpk"))?),
-            };
-            progress.step
-        }
-        None => 0,
-    };
+    let o = &config.optimization;
     let range = (config.min_masked, config.max_masked);
-    let mut test_rng = StdRng::seed_from_u64(config.seed);
+    let mut test_rng = StdRng::seed_from_u64(o.seed);
     let test_examples = test_set.draw(32, range, shape, &mut test_rng);
-    let test_batch = make_batch(
+    let held_out = make_batch(
         &test_examples,
         &tokenizer,
         &config.model,
         config.objective,
         &device.clone().inner(),
     );
-    let mut rng = StdRng::seed_from_u64(config.seed ^ (start as u64).wrapping_mul(0x9e37));
-    let mut test_nll = f64::NAN;
-    for step in start..config.steps {
-        let lr = learning_rate(step, config.steps, config.warmup, config.lr, 0.1);
-        let examples = train_set.draw(config.batch, range, shape, &mut rng);
-        let batch = make_batch(
-            &examples,
-            &tokenizer,
-            &config.model,
-            config.objective,
-            device,
-        );
-        let loss = batch_loss(&state.model, &batch);
-        let value = training::scalar(&loss);
-        let grads = GradientsParams::from_grads(loss.backward(), &state.model);
-        state.model = state.optim.step(lr, state.model, grads);
-        if (step + 1) % config.log_every == 0 {
-            run.log(step + 1, &[("nll", value), ("lr", lr)])?;
-        }
-        if (step + 1) % config.checkpoint_every == 0 || step + 1 == config.steps {
-            test_nll = training::scalar(&batch_loss(&state.model.valid(), &test_batch));
-            run.log(step + 1, &[("test_nll", test_nll)])?;
-            save_state(&state, config, &run, &paths.name, step + 1)?;
-        }
-        run.tick();
-    }
-    run.finish();
-    store::save_model(&paths.out, &paths.name, &config.model, state.model.valid())?;
-    training::copy_progress(&paths.run, &paths.out, &paths.name)?;
-    Ok(test_nll)
-}
-
-fn save_state(
-    state: &State,
-    config: &IlatTrainingConfig,
-    run: &Run,
-    name: &str,
-    step: usize,
-) -> Result<(), TrainError> {
-    run.checkpoint(step, |dir| {
-        store::save_record(&dir.join("model.bpk"), state.model.clone().into_record())?;
-        store::save_optimizer(&state.optim, &dir.join("optim.bpk"))?;
-        Ok(())
-    })?;
-    // The model alone, with its progress, ready to copy into models/.
-    store::save_model(run.dir(), name, &config.model, state.model.valid())?;
-    run.write_progress(name, step)?;
-    Ok(())
+    device.seed(o.seed);
+    training::fit(
+        o,
+        &paths.to,
+        (config, &config.model),
+        config.model.init(device),
+        &held_out,
+        |rng| {
+            let examples = train_set.draw(o.batch, range, shape, rng);
+            make_batch(
+                &examples,
+                &tokenizer,
+                &config.model,
+                config.objective,
+                device,
+            )
+        },
+        batch_loss,
+    )
 }
 
 #[cfg(test)]
@@ -370,6 +274,7 @@ mod tests {
     use super::*;
     use crate::ilat::examples::token_coverage;
     use crate::vqgan::VqganConfig;
+    use burn::optim::{AdamWConfig, GradientsParams};
 
     fn tiny() -> (Vqgan, IlatConfig, Dataset) {
         let device = Device::flex();
