@@ -14,7 +14,7 @@ use serde::Serialize;
 use image::{GrayImage, Luma};
 
 use crate::backend::Backend;
-use crate::engine::{EditRequest, Engine, EngineError, Method};
+use crate::engine::{DEFAULT_CYCLES, EditRequest, Engine, EngineError, Method};
 use crate::ilat::model::{Guidance, Guide, Ilat, IlatConfig};
 use crate::ilat::sample::{self, Order, Sampling};
 use crate::ilat::train::{Objective, TokenBatch, attention_masks, batch_loss};
@@ -294,6 +294,7 @@ pub fn edit(engine: &mut Engine, runs: usize) -> Result<EditTiming, EngineError>
         sketch: None,
         method: Method::Ilat,
         sampling: Sampling::default(),
+        cycles: DEFAULT_CYCLES,
     };
     let device = engine.backend().device.clone();
     let mut failure = None;

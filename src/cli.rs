@@ -62,9 +62,15 @@ pub struct EditOpts {
     /// The mask, same size: white = regenerate.
     #[arg(long, value_name = "FILE")]
     pub mask: PathBuf,
-    /// Strokes guiding the regenerated part, same size: dark on white.
+    /// Strokes guiding the regenerated part, same size: dark on white (iLAT, Taming).
     #[arg(long, value_name = "FILE")]
     pub sketch: Option<PathBuf>,
+    /// ImageBART's refinement cycles (each diffuses and denoises the masked part).
+    #[arg(long, default_value_t = crate::engine::DEFAULT_CYCLES)]
+    pub cycles: usize,
+    /// Write every stage of ImageBART's refinement into DIR as PNGs.
+    #[arg(long, value_name = "DIR")]
+    pub trajectory: Option<PathBuf>,
     #[command(flatten)]
     pub generate: GenerateOpts,
 }

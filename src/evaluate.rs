@@ -15,7 +15,7 @@ use crate::data::masks::random_mask;
 use crate::data::people::{DILATION, Part, People, repose_region};
 use crate::data::poses::keypoints_path;
 use crate::data::sketch::Xdog;
-use crate::engine::{EditRequest, Engine, EngineError, Method, ReposeRequest};
+use crate::engine::{DEFAULT_CYCLES, EditRequest, Engine, EngineError, Method, ReposeRequest};
 use crate::ilat::model::Guidance;
 use crate::ilat::sample::Sampling;
 use crate::metrics;
@@ -134,6 +134,7 @@ pub fn edit(
                     seed: i as u64,
                     ..Sampling::default()
                 },
+                cycles: DEFAULT_CYCLES,
             };
             let start = Instant::now();
             let edited = engine.edit(&request, &mut |_| ControlFlow::Continue(()))?;

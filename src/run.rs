@@ -334,14 +334,41 @@ fn edit(
         sketch,
         method: opts.generate.method,
         sampling: opts.generate.sampling(),
+        cycles: opts.cycles,
     };
     if !request.mask.pixels().any(|p| p.0[0] >= 128) {
         eprintln!("the mask is empty: nothing to regenerate; the picture is written unchanged");
         return write_output(&request.image, out, format);
     }
-    let result = engine.edit(&request, &mut token_counter)?;
+    if let Some(dir) = &opts.trajectory {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut failed = None;
+    let result = engine.edit(&request, &mut |event| match (event, &opts.trajectory) {
+        (
+            EditProgress::Stage {
+                cycle,
+                level,
+                image,
+            },
+            Some(dir),
+        ) => {
+            let path = dir.join(format!("cycle{cycle}-level{level}.png"));
+            match image.save(&path) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(err) => {
+                    failed = Some(format!("writing {}: {err}", path.display()));
+                    ControlFlow::Break(())
+                }
+            }
+        }
+        (event, _) => token_counter(event),
+    });
     eprintln!();
-    write_output(&result, out, format)
+    if let Some(why) = failed {
+        bail!(why);
+    }
+    write_output(&result?, out, format)
 }
 
 fn repose(

@@ -73,6 +73,13 @@ pub enum Event {
     },
     /// The picture with the tokens so far.
     Preview { id: u64, image: RgbImage },
+    /// A grid of ImageBART's refinement, decoded (for the trajectory strip).
+    Stage {
+        id: u64,
+        cycle: usize,
+        level: usize,
+        image: RgbImage,
+    },
     /// One candidate result (seed + `index`), as each is done.
     Candidate {
         id: u64,
@@ -99,6 +106,7 @@ impl Event {
             Event::Token { id, .. }
             | Event::Preview { id, .. }
             | Event::Candidate { id, .. }
+            | Event::Stage { id, .. }
             | Event::Finished { id, .. }
             | Event::Failed { id, .. }
             | Event::Cancelled { id } => Some(*id),
@@ -280,6 +288,16 @@ fn run(
                     total,
                 },
                 EditProgress::Preview(image) => Event::Preview { id, image },
+                EditProgress::Stage {
+                    cycle,
+                    level,
+                    image,
+                } => Event::Stage {
+                    id,
+                    cycle,
+                    level,
+                    image,
+                },
             });
             ControlFlow::Continue(())
         };

@@ -9,7 +9,9 @@ use tessera::backend::BackendChoice;
 use tessera::data::faces::load_folder;
 use tessera::data::people::{DILATION, repose_region};
 use tessera::data::poses::Pose;
-use tessera::engine::{EditProgress, EditRequest, Engine, EngineError, Method, ReposeRequest};
+use tessera::engine::{
+    DEFAULT_CYCLES, EditProgress, EditRequest, Engine, EngineError, Method, ReposeRequest,
+};
 use tessera::ilat::sample::Sampling;
 
 fn engine(tag: &str) -> Engine {
@@ -97,6 +99,7 @@ fn request(image: RgbImage, mask: GrayImage, method: Method) -> EditRequest {
         sketch: None,
         method,
         sampling: Sampling::default(),
+        cycles: DEFAULT_CYCLES,
     }
 }
 
@@ -152,6 +155,7 @@ fn edits_of_a_large_non_square_photo_keep_its_size_and_its_unmasked_pixels() {
                         assert_eq!(image.dimensions(), (1200, 700));
                         previews += 1;
                     }
+                    EditProgress::Stage { .. } => panic!("iLAT has no refinement stages"),
                 }
                 ControlFlow::Continue(())
             },
@@ -289,4 +293,39 @@ fn without_the_pose_models_edits_still_work_and_a_repose_names_the_missing_file(
         )
         .expect("the sketch model still edits");
     common::assert_only_masked_pixels_change(&face, &mask, &out);
+}
+
+#[test]
+fn imagebart_refines_only_the_masked_part_and_reports_every_stage() {
+    let mut engine = engine("engine-imagebart");
+    let face = load_folder(&common::sample_faces(), 64)
+        .expect("samples")
+        .remove(2);
+    let mask = GrayImage::from_fn(64, 64, |x, y| {
+        Luma([if y < 32 && (8..56).contains(&x) {
+            255
+        } else {
+            0
+        }])
+    });
+    let mut edit = request(face.clone(), mask.clone(), Method::Imagebart);
+    edit.cycles = 2;
+    let mut stages = Vec::new();
+    let out = engine
+        .edit(&edit, &mut |event| {
+            if let EditProgress::Stage {
+                cycle,
+                level,
+                image,
+            } = event
+            {
+                common::assert_only_masked_pixels_change(&face, &mask, &image);
+                stages.push((cycle, level));
+            }
+            ControlFlow::Continue(())
+        })
+        .expect("refine");
+    common::assert_only_masked_pixels_change(&face, &mask, &out);
+    // Two cycles of a two-step chain: diffused to level 2, then levels 1 and 0.
+    assert_eq!(stages, vec![(0, 2), (0, 1), (0, 0), (1, 2), (1, 1), (1, 0)]);
 }

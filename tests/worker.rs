@@ -10,7 +10,7 @@ use image::{GrayImage, Luma};
 use tessera::backend::BackendChoice;
 use tessera::data::faces::load_folder;
 use tessera::data::poses::Pose;
-use tessera::engine::{EditRequest, Engine, Method, ReposeRequest};
+use tessera::engine::{DEFAULT_CYCLES, EditRequest, Engine, Method, ReposeRequest};
 use tessera::ilat::model::{Guidance, IlatConfig};
 use tessera::ilat::sample::Sampling;
 use tessera::store;
@@ -45,6 +45,7 @@ fn a_burst_of_jobs_ends_with_the_last_ones_result_only() {
                     sketch: None,
                     method: Method::Ilat,
                     sampling,
+                    cycles: DEFAULT_CYCLES,
                 })
             } else {
                 Request::Repose(ReposeRequest {
@@ -71,7 +72,7 @@ fn a_burst_of_jobs_ends_with_the_last_ones_result_only() {
                 "finished"
             }
             Event::Cancelled { .. } => "cancelled",
-            Event::Candidate { .. } => continue,
+            Event::Candidate { .. } | Event::Stage { .. } => continue,
             Event::Failed { error, .. } => panic!("job failed: {error}"),
             Event::Unavailable(why) => panic!("no engine: {why}"),
             Event::Token { id, .. } | Event::Preview { id, .. } => {
@@ -124,6 +125,7 @@ fn a_job_of_three_candidates_reports_each_seed_then_the_first() {
         sketch: None,
         method: Method::Ilat,
         sampling: Sampling::default(),
+        cycles: DEFAULT_CYCLES,
     });
     worker.submit(request, 3);
     let mut candidates = Vec::new();
@@ -140,7 +142,7 @@ fn a_job_of_three_candidates_reports_each_seed_then_the_first() {
                 );
                 return;
             }
-            Some(Event::Token { .. } | Event::Preview { .. }) => {}
+            Some(Event::Token { .. } | Event::Preview { .. } | Event::Stage { .. }) => {}
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -169,11 +171,17 @@ fn a_panic_inside_a_job_is_reported_and_the_next_job_runs() {
             sketch: None,
             method,
             sampling: Sampling::default(),
+            cycles: DEFAULT_CYCLES,
         })
     };
     let end = |worker: &Worker| loop {
         match worker.next_event(Duration::from_secs(120)) {
-            Some(Event::Token { .. } | Event::Preview { .. } | Event::Candidate { .. }) => {}
+            Some(
+                Event::Token { .. }
+                | Event::Preview { .. }
+                | Event::Candidate { .. }
+                | Event::Stage { .. },
+            ) => {}
             other => return other,
         }
     };

@@ -1,8 +1,7 @@
 //! The editor (DESIGN §1, §6): paint a mask and a sketch over a picture and let the
 //! models regenerate the masked part on a background worker.
 //!
-//! Still to come (the editor issue): several candidates, the sample tool, the WGSL
-//! canvas shaders.
+//! Still to come (the editor issue): the sample tool (HiT), the WGSL canvas shaders.
 
 use eframe::egui;
 mod app;
@@ -15,6 +14,7 @@ mod help;
 pub mod history;
 pub mod project;
 mod skeleton;
+mod strip;
 
 use std::path::{Path, PathBuf};
 

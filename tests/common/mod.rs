@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use burn::prelude::Device;
 use image::{GrayImage, RgbImage};
 use tessera::ilat::model::{Guidance, IlatConfig};
+use tessera::imagebart::{self, model::ReverseConfig};
 use tessera::store;
 use tessera::vqgan::VqganConfig;
 
@@ -17,7 +18,7 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 }
 
 /// Writes a small untrained tokenizer (64x64 images, 16x16 tokens) and token models
-/// (sketch- and pose-guided) into a new models folder: enough to exercise every path without the shipped
+/// (sketch- and pose-guided, and ImageBART's chain) into a new models folder: enough to exercise every path without the shipped
 /// weights.
 pub fn tiny_models(tag: &str) -> PathBuf {
     let dir = temp_dir(tag);
@@ -38,6 +39,18 @@ pub fn tiny_models(tag: &str) -> PathBuf {
     let posed = tokens.with_guidance(Guidance::Pose);
     for name in ["pose-ilat", "pose-taming"] {
         store::save_model(&dir, name, &posed, posed.init(&device)).expect("save tiny model");
+    }
+    let chain = imagebart::default_chain(64);
+    imagebart::write_chain(&imagebart::chain_path(&dir), &chain).expect("save tiny chain");
+    for t in 1..=chain.steps() {
+        let encoder = if t == chain.steps() { 0 } else { 1 };
+        let step = ReverseConfig::new(64, 16)
+            .with_d_model(32)
+            .with_n_heads(4)
+            .with_encoder_layers(encoder)
+            .with_decoder_layers(1);
+        store::save_model(&dir, &imagebart::step_name(t), &step, step.init(&device))
+            .expect("save tiny model");
     }
     dir
 }

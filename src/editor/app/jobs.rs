@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use eframe::egui;
 
-use super::{Choices, EditorApp, Job, PICTURE, Tool};
+use super::{EditorApp, Job, PICTURE, Tool};
 use crate::backend::BackendChoice;
+use crate::editor::strip::Strip;
 use crate::engine::{EditRequest, Engine, ReposeRequest};
 use crate::worker::{Event, Request, Worker};
 
@@ -31,6 +32,7 @@ impl EditorApp {
                     total: 0,
                     preview: None,
                     candidates: Vec::new(),
+                    stages: Vec::new(),
                 });
                 self.status = format!("regenerating with {}", self.method.name());
             }
@@ -69,6 +71,7 @@ impl EditorApp {
             sketch: doc.has_sketch().then(|| doc.sketch.clone()),
             method: self.method,
             sampling: self.sampling,
+            cycles: self.cycles,
         }))
     }
 
@@ -98,6 +101,18 @@ impl EditorApp {
                         self.revisions[PICTURE] += 1;
                     }
                 }
+                Event::Stage {
+                    cycle,
+                    level,
+                    image,
+                    ..
+                } => {
+                    if let Some(job) = &mut self.job {
+                        job.preview = Some(image.clone());
+                        job.stages.push((cycle, level, image));
+                        self.revisions[PICTURE] += 1;
+                    }
+                }
                 Event::Candidate { image, .. } => {
                     if let Some(job) = &mut self.job {
                         job.candidates.push(image);
@@ -106,8 +121,18 @@ impl EditorApp {
                 Event::Finished { image, seconds, .. } => {
                     let before = self.document.image.clone();
                     let repose = self.job.as_ref().is_some_and(|j| j.repose);
-                    let candidates = self.job.take().map(|j| j.candidates).unwrap_or_default();
-                    self.choices = Choices::new(candidates);
+                    let (candidates, stages) = self
+                        .job
+                        .take()
+                        .map(|j| (j.candidates, j.stages))
+                        .unwrap_or_default();
+                    let labels = (1..=candidates.len()).map(|k| k.to_string()).collect();
+                    self.choices = Strip::new(candidates, labels, Some(0));
+                    let (labels, images) = stages
+                        .into_iter()
+                        .map(|(cycle, level, image)| (format!("{}·t{level}", cycle + 1), image))
+                        .unzip();
+                    self.trajectory = Strip::new(images, labels, None);
                     self.change(|doc| {
                         doc.image = image;
                         if repose {

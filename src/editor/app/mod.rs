@@ -19,6 +19,7 @@ use super::document::{Document, Layer};
 use super::files::ProjectFile;
 use super::help;
 use super::history::History;
+use super::strip::Strip;
 use crate::backend::BackendChoice;
 use crate::data::poses::Pose;
 use crate::engine::Method;
@@ -75,26 +76,8 @@ struct Job {
     preview: Option<RgbImage>,
     /// Results so far, one per seed.
     candidates: Vec<RgbImage>,
-}
-
-/// The candidates of the last finished job, to choose from under the canvas.
-#[derive(Default)]
-struct Choices {
-    images: Vec<RgbImage>,
-    /// Thumbnails, uploaded when first shown.
-    textures: Vec<Option<egui::TextureHandle>>,
-    /// The one in the picture.
-    chosen: usize,
-}
-
-impl Choices {
-    fn new(images: Vec<RgbImage>) -> Self {
-        Self {
-            textures: vec![None; images.len()],
-            images,
-            chosen: 0,
-        }
-    }
+    /// ImageBART's stages so far: cycle, level, picture.
+    stages: Vec<(usize, usize, RgbImage)>,
 }
 
 /// The editor's state.
@@ -114,7 +97,11 @@ pub struct EditorApp {
     live: bool,
     /// Results per Generate, one per seed from the seed field on.
     candidates: usize,
-    choices: Choices,
+    /// ImageBART's refinement cycles.
+    cycles: usize,
+    /// The last job's candidates, and ImageBART's trajectory.
+    choices: Strip,
+    trajectory: Strip,
     method: Method,
     sampling: Sampling,
     models: PathBuf,
@@ -148,7 +135,9 @@ impl EditorApp {
             show_mask: true,
             live: false,
             candidates: 3,
-            choices: Choices::default(),
+            cycles: crate::engine::DEFAULT_CYCLES,
+            choices: Strip::default(),
+            trajectory: Strip::default(),
             method: Method::Ilat,
             sampling: Sampling::default(),
             models,
@@ -213,8 +202,13 @@ impl EditorApp {
         self.autosave(ui.ctx());
         egui::Panel::top("toolbar").show(ui, |ui| self.toolbar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
-        if self.choices.images.len() > 1 {
+        if self.choices.len() > 1 {
             egui::Panel::bottom("candidates").show(ui, |ui| self.candidates_strip(ui));
+        }
+        if !self.trajectory.is_empty() {
+            egui::Panel::bottom("refinement").show(ui, |ui| {
+                self.trajectory.ui(ui, "refinement");
+            });
         }
         egui::CentralPanel::default().show(ui, |ui| self.canvas(ui));
         help::window(ui.ctx(), &mut self.show_help);
@@ -292,10 +286,22 @@ impl EditorApp {
             egui::ComboBox::from_label("method")
                 .selected_text(self.method.name())
                 .show_ui(ui, |ui| {
-                    for method in [Method::Ilat, Method::Taming, Method::TamingStar] {
+                    for method in [
+                        Method::Ilat,
+                        Method::Taming,
+                        Method::TamingStar,
+                        Method::Imagebart,
+                    ] {
                         ui.selectable_value(&mut self.method, method, method.name());
                     }
                 });
+            if self.method == Method::Imagebart {
+                ui.add(
+                    egui::DragValue::new(&mut self.cycles)
+                        .range(1..=10)
+                        .prefix("cycles "),
+                );
+            }
             ui.add(egui::DragValue::new(&mut self.sampling.seed).prefix("seed "));
             ui.add(egui::DragValue::new(&mut self.sampling.top_k).prefix("top-k "));
             ui.add(
@@ -340,38 +346,11 @@ impl EditorApp {
 
     /// Thumbnails of the last job's candidates; a click puts one in the picture.
     fn candidates_strip(&mut self, ui: &mut egui::Ui) {
-        let mut picked = None;
-        ui.horizontal(|ui| {
-            ui.label("candidates");
-            let Choices {
-                images,
-                textures,
-                chosen,
-            } = &mut self.choices;
-            for (k, (image, texture)) in images.iter().zip(textures.iter_mut()).enumerate() {
-                let texture = texture.get_or_insert_with(|| {
-                    let size = [image.width() as usize, image.height() as usize];
-                    let pixels = egui::ColorImage::from_rgb(size, image.as_raw());
-                    ui.ctx()
-                        .load_texture(format!("candidate-{k}"), pixels, Default::default())
-                });
-                let height = 72.0;
-                let width = height * image.width() as f32 / image.height().max(1) as f32;
-                let button = egui::Button::image_and_text(
-                    egui::Image::new((texture.id(), egui::vec2(width, height))),
-                    format!("{}", k + 1),
-                )
-                .selected(k == *chosen);
-                if ui.add(button).clicked() && k != *chosen {
-                    picked = Some(k);
-                }
-            }
-        });
-        if let Some(k) = picked {
-            let image = self.choices.images[k].clone();
-            self.choices.chosen = k;
+        if let Some(k) = self.choices.ui(ui, "candidates") {
+            let image = self.choices.image(k).clone();
+            self.choices.choose(k);
             self.change(|doc| doc.image = image);
-            self.status = format!("candidate {} of {}", k + 1, self.choices.images.len());
+            self.status = format!("candidate {} of {}", k + 1, self.choices.len());
         }
     }
 

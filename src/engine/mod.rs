@@ -2,6 +2,8 @@
 //! reach the models. It takes and returns plain images and masks; tensors never leave
 //! it. Models are loaded on first use and kept.
 
+mod regenerate;
+
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
@@ -14,11 +16,13 @@ use crate::data::people::{DILATION, repose_region};
 use crate::data::poses::Pose;
 use crate::data::sketch::Xdog;
 use crate::ilat::examples::Guides;
-use crate::ilat::model::{Guidance, Guide, Ilat};
-use crate::ilat::sample::{self, Order, Sampling};
+use crate::ilat::model::{Guidance, Ilat};
+use crate::ilat::sample::{Order, Sampling};
+use crate::imagebart::{self, model::Reverse, schedule::Schedule};
 use crate::region::Region;
 use crate::store::StoreError;
 use crate::vqgan::{Vqgan, VqganConfig};
+use regenerate::{How, Job};
 
 /// Why an engine call failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,23 +53,28 @@ pub enum Method {
     Taming,
     /// The Taming model run with iLAT's mask and order ("Taming*").
     TamingStar,
+    /// ImageBART: the masked tokens diffused and denoised by the reverse chain, for
+    /// `cycles` rounds (models `imagebart-step1…T`, unguided).
+    Imagebart,
 }
 
 impl Method {
     /// The model file it runs for `guidance`: `ilat`/`taming` for sketches (faces),
     /// `pose-ilat`/`pose-taming` for poses (people).
+    /// (ImageBART's chain has several files; its first step is named.)
     pub fn model(self, guidance: Guidance) -> &'static str {
         match (self, guidance) {
             (Method::Ilat, Guidance::Sketch) => "ilat",
             (Method::Taming | Method::TamingStar, Guidance::Sketch) => "taming",
             (Method::Ilat, Guidance::Pose) => "pose-ilat",
             (Method::Taming | Method::TamingStar, Guidance::Pose) => "pose-taming",
+            (Method::Imagebart, _) => "imagebart-step1",
         }
     }
 
     fn order(self) -> Order {
         match self {
-            Method::Ilat | Method::TamingStar => Order::Local,
+            Method::Ilat | Method::TamingStar | Method::Imagebart => Order::Local,
             Method::Taming => Order::Full,
         }
     }
@@ -76,6 +85,7 @@ impl Method {
             Method::Ilat => "ilat",
             Method::Taming => "taming",
             Method::TamingStar => "taming-star",
+            Method::Imagebart => "imagebart",
         }
     }
 }
@@ -94,6 +104,8 @@ pub struct EditRequest {
     pub method: Method,
     /// Top-k, temperature, seed.
     pub sampling: Sampling,
+    /// Refinement cycles of ImageBART (the other methods ignore it).
+    pub cycles: usize,
 }
 
 /// One repose: the person standing in `pose` in `image` is regenerated standing in
@@ -112,23 +124,6 @@ pub struct ReposeRequest {
     pub sampling: Sampling,
 }
 
-/// The regeneration both edits and reposes come down to.
-struct Job<'a> {
-    /// The whole picture and its mask.
-    image: &'a RgbImage,
-    mask: &'a GrayImage,
-    /// The square the models see, and its picture and mask at the models' side.
-    region: Region,
-    picture: RgbImage,
-    small_mask: GrayImage,
-    /// Guidance of the model's kind.
-    guide: Guide,
-    /// Model file, order and draws.
-    model: &'static str,
-    order: Order,
-    sampling: Sampling,
-}
-
 /// What an edit reports while it runs.
 #[derive(Debug, Clone)]
 pub enum EditProgress {
@@ -140,7 +135,17 @@ pub enum EditProgress {
     },
     /// The picture as it would look with the tokens so far.
     Preview(RgbImage),
+    /// A grid of ImageBART's refinement (every one, for the trajectory): which cycle,
+    /// which chain level (`T` just diffused, 0 denoised), and the picture with it.
+    Stage {
+        cycle: usize,
+        level: usize,
+        image: RgbImage,
+    },
 }
+
+/// ImageBART's refinement cycles unless asked otherwise.
+pub const DEFAULT_CYCLES: usize = 3;
 
 /// Previews per edit (besides the final picture).
 const PREVIEWS: usize = 6;
@@ -163,6 +168,8 @@ pub struct Engine {
     models_dir: PathBuf,
     vqgan: Option<(Vqgan, VqganConfig)>,
     token_models: Vec<(&'static str, Ilat, Guidance)>,
+    /// ImageBART's chain and its reverse steps (`models[t − 1]`: step `t`).
+    chain: Option<(Schedule, Vec<Reverse>)>,
 }
 
 impl Engine {
@@ -173,6 +180,7 @@ impl Engine {
             models_dir: models_dir.to_path_buf(),
             vqgan: None,
             token_models: Vec::new(),
+            chain: None,
         })
     }
 
@@ -220,6 +228,9 @@ impl Engine {
     /// Loads every model `method` needs for `guidance`, so the first edit is not
     /// slower than the rest.
     pub fn prepare(&mut self, method: Method, guidance: Guidance) -> Result<(), EngineError> {
+        if method == Method::Imagebart {
+            return self.chain().map(|_| ());
+        }
         let name = method.model(guidance);
         let (_, found) = self.token_model(name)?;
         if found != guidance {
@@ -229,6 +240,33 @@ impl Engine {
             )));
         }
         Ok(())
+    }
+
+    /// ImageBART's chain, loaded on first use; every step must fit the tokenizer.
+    fn chain(&mut self) -> Result<&(Schedule, Vec<Reverse>), EngineError> {
+        if self.chain.is_none() {
+            let path = imagebart::chain_path(&self.models_dir);
+            let schedule = imagebart::read_chain(&path)?;
+            let codes = self.codebook_size()?;
+            let grid = self.vqgan()?.1.grid();
+            let mut steps = Vec::new();
+            for t in 1..=schedule.steps() {
+                let name = imagebart::step_name(t);
+                let (model, config) = Reverse::load(&self.models_dir, &name, &self.backend.device)?;
+                if config.vocab != codes || config.grid != grid || schedule.codes != codes {
+                    return Err(EngineError::Model(StoreError::Mismatch {
+                        weights: self.models_dir.join(format!("{name}.bpk")),
+                        config: path.clone(),
+                        reason: "the chain was trained on another tokenizer".into(),
+                    }));
+                }
+                steps.push(model);
+            }
+            self.chain = Some((schedule, steps));
+        }
+        self.chain
+            .as_ref()
+            .ok_or_else(|| EngineError::Input("ImageBART unavailable".into()))
     }
 
     /// Regenerates the masked part of a picture of any size (DESIGN §2): the square
@@ -279,7 +317,16 @@ impl Engine {
             sketch.as_ref().map(|s| region.crop_sketch(s, size)),
         );
         let factor = self.vqgan()?.1.factor();
-        let guide = Guides::Sketches(vec![guide]).to_guide(factor, &self.backend.device);
+        let how = match request.method {
+            Method::Imagebart => How::Refine {
+                cycles: request.cycles.max(1),
+            },
+            method => How::Sample {
+                guide: Guides::Sketches(vec![guide]).to_guide(factor, &self.backend.device),
+                model: method.model(Guidance::Sketch),
+                order: method.order(),
+            },
+        };
         self.regenerate(
             Job {
                 image,
@@ -287,9 +334,7 @@ impl Engine {
                 region,
                 picture,
                 small_mask,
-                guide,
-                model: request.method.model(Guidance::Sketch),
-                order: request.method.order(),
+                how,
                 sampling: request.sampling,
             },
             progress,
@@ -318,8 +363,17 @@ impl Engine {
                 "neither pose has a visible joint".into(),
             ));
         };
+        if request.method == Method::Imagebart {
+            return Err(EngineError::Input(
+                "ImageBART is not pose-guided: repose with iLAT or Taming".into(),
+            ));
+        }
         let features = new_pose.features(region.x as f32, region.y as f32, region.side as f32);
-        let guide = Guides::Poses(vec![features]).to_guide(1, &self.backend.device);
+        let how = How::Sample {
+            guide: Guides::Poses(vec![features]).to_guide(1, &self.backend.device),
+            model: request.method.model(Guidance::Pose),
+            order: request.method.order(),
+        };
         self.regenerate(
             Job {
                 image,
@@ -327,106 +381,11 @@ impl Engine {
                 region,
                 picture: region.crop(image, size),
                 small_mask: region.crop_mask(&mask, size),
-                guide,
-                model: request.method.model(Guidance::Pose),
-                order: request.method.order(),
+                how,
                 sampling: request.sampling,
             },
             progress,
         )
-    }
-
-    /// Tokenises the job's square with its mask, samples the masked tokens, decodes
-    /// with the kept features (Eq. 4) and blends the result into the picture inside
-    /// the mask; previews on the way.
-    fn regenerate(
-        &mut self,
-        job: Job,
-        progress: &mut dyn FnMut(EditProgress) -> ControlFlow<()>,
-    ) -> Result<RgbImage, EngineError> {
-        let Job {
-            image,
-            mask,
-            region,
-            picture,
-            small_mask,
-            guide,
-            model,
-            order,
-            sampling,
-        } = job;
-        let (_, guidance) = self.token_model(model)?;
-        let wanted = match guide {
-            Guide::Sketch(_) => Guidance::Sketch,
-            Guide::Pose(_) => Guidance::Pose,
-        };
-        if guidance != wanted {
-            return Err(EngineError::Input(format!(
-                "the model {model} is guided by {guidance:?}, not {wanted:?}"
-            )));
-        }
-        let size = self.image_size()?;
-        let device = self.backend.device.clone();
-        let (vqgan, config) = self.vqgan()?;
-        let (vqgan, grid_side) = (vqgan.clone(), config.grid());
-        let mask_tensor = masks_to_tensor(std::slice::from_ref(&small_mask), &device);
-        let (indices, continuous) = vqgan.encode(
-            images_to_tensor(std::slice::from_ref(&picture), &device),
-            Some(mask_tensor.clone()),
-        );
-        let token_mask = vqgan.token_mask_flags(mask_tensor.clone());
-        let token_mask_tensor = vqgan.token_mask(mask_tensor);
-        let tokens = token_grids(indices).remove(0).indices;
-        let total = match order {
-            Order::Local => token_mask.iter().filter(|&&m| m).count(),
-            Order::Full => token_mask.len() - token_mask.iter().position(|&m| m).unwrap_or(0),
-        };
-        let decode = |grid: &[usize]| -> RgbImage {
-            let indices = Tensor::<3, Int>::from_data(
-                TensorData::new(
-                    grid.iter().map(|&t| t as i64).collect::<Vec<_>>(),
-                    [1, grid_side, grid_side],
-                ),
-                &device,
-            );
-            let decoded =
-                vqgan.decode_mixed(indices, continuous.clone(), token_mask_tensor.clone());
-            let edited = tensor_to_images(decoded).remove(0);
-            region.composite(
-                image,
-                mask,
-                &edited,
-                FEATHER * region.side as f32 / size as f32,
-            )
-        };
-        let (model, _) = self.token_model(model)?;
-        let every = total.div_ceil(PREVIEWS).max(1);
-        let mut done = 0;
-        let grid = sample::sample(
-            model,
-            &tokens,
-            &token_mask,
-            guide,
-            order,
-            &sampling,
-            &mut |grid, _| {
-                done += 1;
-                progress(EditProgress::Token {
-                    grid: TokenGrid {
-                        side: grid_side,
-                        indices: grid.to_vec(),
-                    },
-                    done,
-                    total,
-                })?;
-                if done % every == 0 && done < total {
-                    progress(EditProgress::Preview(decode(grid)))?;
-                }
-                ControlFlow::Continue(())
-            },
-        )
-        .map_err(|_| EngineError::Cancelled)?;
-        Ok(decode(&grid))
     }
 
     /// Side of the images the models work at.
