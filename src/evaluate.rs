@@ -182,26 +182,39 @@ impl Scores {
     }
 }
 
-/// One method's row of `tessera eval pose`.
+/// One method's row of `tessera eval pose` and `tessera eval completion`.
 #[derive(Debug, Clone, Serialize)]
-pub struct PoseRow {
-    /// `ilat`, `taming` or `taming-star`.
+pub struct QualityRow {
+    /// `ilat`, `taming`, `taming-star` or `imagebart`.
     pub method: String,
-    /// PSNR (dB) of the skeleton mask against the target frame, at the models' side.
+    /// PSNR (dB) of the regenerated region against the truth, at the models' side.
     pub psnr: f64,
-    /// SSIM averaged over windows centred in the mask.
+    /// SSIM averaged over windows centred in the region.
     pub ssim: f64,
-    /// Mean absolute error on [0, 1] over the mask.
+    /// Mean absolute error on [0, 1] over the region.
     pub mae: f64,
-    /// Mean wall-clock seconds per repose, models loaded.
+    /// Mean wall-clock seconds per picture, models loaded.
     pub seconds: f64,
+}
+
+impl Scores {
+    fn row(&self, method: Method) -> QualityRow {
+        let [psnr, ssim, mae, seconds] = self.means();
+        QualityRow {
+            method: method.name().into(),
+            psnr,
+            ssim,
+            mae,
+            seconds,
+        }
+    }
 }
 
 /// `tessera eval pose`: every method on the same held-out pairs and seeds.
 #[derive(Debug, Clone, Serialize)]
 pub struct PoseReport {
     /// One row per method.
-    pub rows: Vec<PoseRow>,
+    pub rows: Vec<QualityRow>,
     /// Pairs reposed per method.
     pub pairs: usize,
 }
@@ -247,17 +260,62 @@ pub fn pose(engine: &mut Engine, data: &Path, limit: usize) -> Result<PoseReport
                 seconds,
             );
         }
-        let [psnr, ssim, mae, seconds] = scores.means();
-        rows.push(PoseRow {
-            method: method.name().into(),
-            psnr,
-            ssim,
-            mae,
-            seconds,
-        });
+        rows.push(scores.row(method));
     }
     Ok(PoseReport {
         rows,
         pairs: pairs.len(),
+    })
+}
+
+/// `tessera eval completion`: ImageBART and Taming on the same faces and seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompletionReport {
+    /// One row per method.
+    pub rows: Vec<QualityRow>,
+    /// Faces completed per method.
+    pub images: usize,
+}
+
+/// Masks the upper half of every face of `dir` (at most `limit`), regenerates it from
+/// the lower half with ImageBART (`cycles` refinements) and with Taming, and compares
+/// the upper half with the original (ImageBART §4.3).
+pub fn completion(
+    engine: &mut Engine,
+    dir: &Path,
+    limit: Option<usize>,
+    cycles: usize,
+) -> Result<CompletionReport, EvalError> {
+    let size = engine.image_size()?;
+    let mut faces = load_folder(dir, size)?;
+    faces.truncate(limit.unwrap_or(faces.len()));
+    let upper = GrayImage::from_fn(size, size, |_, y| {
+        image::Luma([if y < size / 2 { 255 } else { 0 }])
+    });
+    let mut rows = Vec::new();
+    for method in [Method::Imagebart, Method::Taming] {
+        engine.prepare(method, Guidance::Sketch)?;
+        let mut scores = Scores::default();
+        for (i, face) in faces.iter().enumerate() {
+            let request = EditRequest {
+                image: face.clone(),
+                mask: upper.clone(),
+                sketch: None,
+                method,
+                sampling: Sampling {
+                    seed: i as u64,
+                    ..Sampling::default()
+                },
+                cycles,
+            };
+            let start = Instant::now();
+            let completed = engine.edit(&request, &mut |_| ControlFlow::Continue(()))?;
+            scores.add(face, &completed, &upper, start.elapsed().as_secs_f64());
+        }
+        rows.push(scores.row(method));
+    }
+    Ok(CompletionReport {
+        rows,
+        images: faces.len(),
     })
 }

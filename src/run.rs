@@ -7,7 +7,8 @@ use burn::config::Config;
 
 use crate::cli::{
     BenchWhat, Command, DataCommand, EditOpts, EvalModel, ImagebartTrainOpts, Opts, ReposeOpts,
-    SketchInputArg, TrainCommon, TrainModel, TrainedMethod, VqganTrainOpts,
+    SampleModel, SampleOpts, SketchInputArg, TrainCommon, TrainModel, TrainedMethod,
+    VqganTrainOpts,
 };
 use crate::ilat::model::{Guidance, IlatConfig, SketchInput};
 use crate::ilat::train::{IlatTrainingConfig, IlatTrainingPaths, Objective, TrainingData};
@@ -16,7 +17,7 @@ use crate::imagebart::train::{ImagebartTrainingConfig, ImagebartTrainingPaths};
 use crate::training::Destination;
 use std::ops::ControlFlow;
 
-use crate::data::convert::open_image;
+use crate::data::convert::{open_image, tile};
 use crate::data::poses::Pose;
 use crate::engine::{EditProgress, EditRequest, Engine, Method, ReposeRequest};
 use crate::vqgan::train::{VqganTrainingConfig, VqganTrainingPaths};
@@ -75,6 +76,17 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
                     json,
                 )
             }
+            EvalModel::Completion {
+                images,
+                limit,
+                cycles,
+                json,
+            } => {
+                let images = images.unwrap_or_else(|| paths::data_dir().join("faces/test"));
+                let mut engine = Engine::new(&models, opts.backend)?;
+                let report = evaluate::completion(&mut engine, &images, limit, cycles)?;
+                report::emit("Upper-half completion of held-out faces", &report, json)
+            }
             EvalModel::Pose { limit, json } => {
                 let mut engine = Engine::new(&models, opts.backend)?;
                 let report = evaluate::pose(&mut engine, &paths::data_dir(), limit)?;
@@ -102,9 +114,7 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
             crate::editor::run(models, opts.backend, image.as_deref(), demo)
         }
         Command::Repose(r) => repose(r, &models, opts.backend),
-        Command::Sample => {
-            bail!("this command is not available yet: see `tessera --help` for what is")
-        }
+        Command::Sample(s) => sample(s, &models, opts.backend),
     }
 }
 
@@ -389,6 +399,26 @@ fn repose(
     let result = engine.repose(&request, &mut token_counter)?;
     eprintln!();
     write_output(&result, out, format)
+}
+
+fn sample(
+    opts: SampleOpts,
+    models: &std::path::Path,
+    choice: backend::BackendChoice,
+) -> anyhow::Result<()> {
+    let format = output_format(&opts.out, std::iter::empty())?;
+    if opts.model != SampleModel::Imagebart {
+        bail!(
+            "the {:?} generator is not shipped yet (the HiT issue): sample with --model imagebart",
+            opts.model
+        );
+    }
+    if opts.n == 0 {
+        bail!("--n must be at least 1");
+    }
+    let mut engine = Engine::new(models, choice)?;
+    let pictures = engine.sample_imagebart(opts.seed, opts.n, opts.top_k)?;
+    write_output(&tile(&pictures, 0), &opts.out, format)
 }
 
 /// Shows a job's token count on the terminal.

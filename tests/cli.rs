@@ -204,14 +204,93 @@ fn repose_writes_the_result_and_names_a_malformed_pose_file() {
 }
 
 #[test]
-fn sample_says_it_is_not_available_yet() {
-    let out = tessera(&["sample"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("not available yet"),
-        "{}",
-        stderr(&out)
+fn sample_writes_a_square_grid_and_says_hit_is_not_shipped_yet() {
+    let models = common::tiny_models("cli-sample");
+    let dir = common::temp_dir("cli-sample-files");
+    let out = dir.join("grid.png");
+    let run = |model: &str| {
+        Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["sample", "--backend", "cpu", "--models"])
+            .arg(&models)
+            .args(["--model", model, "--seed", "4", "--n", "4", "--out"])
+            .arg(&out)
+            .output()
+            .expect("run")
+    };
+    let result = run("imagebart");
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert_eq!(
+        image::open(&out).expect("grid").to_rgb8().dimensions(),
+        (128, 128)
     );
+    let hit = run("hit");
+    assert_eq!(hit.status.code(), Some(1));
+    assert!(stderr(&hit).contains("not shipped yet"), "{}", stderr(&hit));
+}
+
+#[test]
+fn an_imagebart_edit_writes_its_trajectory_and_eval_completion_reports_both_methods() {
+    let models = common::tiny_models("cli-imagebart");
+    let dir = common::temp_dir("cli-imagebart-files");
+    let face = common::sample_faces().join("000920.png");
+    let mask = dir.join("mask.png");
+    image::GrayImage::from_fn(64, 64, |_, y| image::Luma([if y < 24 { 255 } else { 0 }]))
+        .save(&mask)
+        .expect("mask");
+    let trajectory = dir.join("steps");
+    let result = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["edit", "--backend", "cpu", "--models"])
+        .arg(&models)
+        .arg("--image")
+        .arg(&face)
+        .arg("--mask")
+        .arg(&mask)
+        .args(["--method", "imagebart", "--cycles", "2", "--trajectory"])
+        .arg(&trajectory)
+        .arg("--out")
+        .arg(dir.join("out.png"))
+        .output()
+        .expect("run");
+    assert!(result.status.success(), "{}", stderr(&result));
+    let mut written: Vec<String> = std::fs::read_dir(&trajectory)
+        .expect("trajectory")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(
+        written,
+        [
+            "cycle0-level0.png",
+            "cycle0-level1.png",
+            "cycle0-level2.png",
+            "cycle1-level0.png",
+            "cycle1-level1.png",
+            "cycle1-level2.png"
+        ]
+    );
+    let eval = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["eval", "completion", "--backend", "cpu", "--models"])
+        .arg(&models)
+        .arg("--images")
+        .arg(common::sample_faces())
+        .args(["--limit", "2", "--cycles", "1", "--json"])
+        .output()
+        .expect("run");
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let report: serde_json::Value = serde_json::from_slice(&eval.stdout).expect("one JSON object");
+    assert_eq!(report["images"], 2);
+    let rows = report["rows"].as_array().expect("rows");
+    let methods: Vec<&str> = rows
+        .iter()
+        .map(|r| r["method"].as_str().expect("method"))
+        .collect();
+    assert_eq!(methods, ["imagebart", "taming"]);
+    for row in rows {
+        for key in ["psnr", "ssim", "mae", "seconds"] {
+            assert!(row[key].as_f64().is_some(), "{key} in {row}");
+        }
+    }
 }
 
 #[test]

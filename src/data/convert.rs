@@ -134,6 +134,23 @@ pub fn decoder_limits() -> image::Limits {
     limits
 }
 
+/// Pictures of one size laid out row by row, `columns` per row (a square grid when
+/// `columns` is 0).
+pub fn tile(pictures: &[RgbImage], columns: usize) -> RgbImage {
+    let (w, h) = pictures.first().map_or((1, 1), |p| p.dimensions());
+    let columns = match columns {
+        0 => (pictures.len() as f64).sqrt().ceil().max(1.0) as usize,
+        c => c,
+    };
+    let rows = pictures.len().div_ceil(columns).max(1);
+    let mut out = RgbImage::new(w * columns as u32, h * rows as u32);
+    for (k, picture) in pictures.iter().enumerate() {
+        let (x, y) = ((k % columns) as u32 * w, (k / columns) as u32 * h);
+        image::imageops::replace(&mut out, picture, x as i64, y as i64);
+    }
+    out
+}
+
 /// The largest centred square of an image, resized to `size` (Lanczos).
 pub fn center_square(image: &DynamicImage, size: u32) -> RgbImage {
     let (w, h) = (image.width(), image.height());

@@ -388,6 +388,37 @@ impl Engine {
         )
     }
 
+    /// `n` pictures sampled through ImageBART's whole chain, from seed `seed` on (one
+    /// seed each), at the models' side.
+    pub fn sample_imagebart(
+        &mut self,
+        seed: u64,
+        n: usize,
+        top_k: usize,
+    ) -> Result<Vec<RgbImage>, EngineError> {
+        let device = self.backend.device.clone();
+        let (vqgan, config) = self.vqgan()?;
+        let (vqgan, side) = (vqgan.clone(), config.grid());
+        let (schedule, models) = self.chain()?;
+        let chain = imagebart::sample::Chain { models, schedule };
+        let mut pictures = Vec::with_capacity(n);
+        for k in 0..n as u64 {
+            let sampling = Sampling {
+                top_k,
+                temperature: 1.0,
+                seed: seed + k,
+            };
+            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed + k);
+            let grid = chain.sample(side * side, &sampling, &mut rng);
+            let indices = Tensor::<3, Int>::from_data(
+                TensorData::new(grid.iter().map(|&t| t as i64).collect(), [1, side, side]),
+                &device,
+            );
+            pictures.extend(tensor_to_images(vqgan.decode(indices)));
+        }
+        Ok(pictures)
+    }
+
     /// Side of the images the models work at.
     pub fn image_size(&mut self) -> Result<u32, EngineError> {
         Ok(self.vqgan()?.1.image_size as u32)

@@ -312,12 +312,8 @@ fn evaluate_and_sample(
 }
 
 fn write_grid(pairs: &[(RgbImage, RgbImage)], path: &Path) -> Result<(), TrainError> {
-    let side = pairs.first().map_or(64, |(a, _)| a.width());
-    let mut grid = RgbImage::new(side * pairs.len() as u32, side * 2);
-    for (i, (original, recon)) in pairs.iter().enumerate() {
-        image::imageops::replace(&mut grid, original, (i as u32 * side) as i64, 0);
-        image::imageops::replace(&mut grid, recon, (i as u32 * side) as i64, side as i64);
-    }
+    let (originals, recons): (Vec<RgbImage>, Vec<RgbImage>) = pairs.iter().cloned().unzip();
+    let grid = crate::data::convert::tile(&[originals, recons].concat(), pairs.len().max(1));
     let image_error = |reason: String| TrainError::Image {
         path: path.to_path_buf(),
         reason,
