@@ -16,10 +16,10 @@ pub enum StoreError {
     #[error("model file {} is missing (run `scripts/fetch-data.sh` and `tessera train …`, or pass --models DIR)", .0.display())]
     Missing(PathBuf),
     /// The file is there but cannot be parsed (truncated, corrupt, wrong format).
-    #[error("model file {} is damaged: {reason}", path.display())]
+    #[error("model file {} is damaged: {reason} (restore the shipped one with `git checkout -- models/`, or retrain it with `tessera train …`)", path.display())]
     Damaged { path: PathBuf, reason: String },
     /// The weights do not fit the architecture its config describes.
-    #[error("model file {} does not match its config {}: {reason}", weights.display(), config.display())]
+    #[error("model file {} does not match its config {}: {reason} (restore both from the same version, or retrain)", weights.display(), config.display())]
     Mismatch {
         weights: PathBuf,
         config: PathBuf,

@@ -320,3 +320,17 @@ fn picking_another_candidate_puts_it_in_the_picture_as_one_undo_step() {
     harness.step();
     assert_eq!(harness.state().document().image, first);
 }
+
+#[test]
+fn a_damaged_picture_dropped_on_the_window_is_named_and_the_work_stays() {
+    let mut harness = editor("gui-bad-picture");
+    drag(&mut harness, PointerButton::Primary, LEFT, RIGHT);
+    let work = harness.state().document().clone();
+    let corpus = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/images");
+    for name in ["truncated.png", "bomb-60000x60000.png", "text-named.png"] {
+        drop_file(&mut harness, &corpus.join(name));
+        let status = harness.state().status().to_string();
+        assert!(status.contains(name), "{name}: {status}");
+        assert_eq!(harness.state().document(), &work, "{name}");
+    }
+}
