@@ -10,6 +10,7 @@ pub mod data;
 pub mod editor;
 pub mod engine;
 pub mod evaluate;
+pub mod hit;
 pub mod ilat;
 pub mod imagebart;
 pub mod metrics;

@@ -1,0 +1,4 @@
+//! HiT (Zhao et al. 2022): a transformer GAN generator without convolutions, behind
+//! click-to-sample.
+
+pub mod blocks;
