@@ -2,3 +2,4 @@
 //! click-to-sample.
 
 pub mod blocks;
+pub mod generator;

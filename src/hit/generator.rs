@@ -1,0 +1,333 @@
+//! HiT's generator (Algorithm 1) at 64x64: a latent code becomes an 8x8 feature map
+//! and an 8x8 latent embedding `Z`; every stage adds learned positions and attends to
+//! `Z` (cross-attention with multi-query heads: the self-modulation by the latent);
+//! low-resolution stages then run multi-axis blocked self-attention and an MLP,
+//! high-resolution stages an MLP only, each adding an RGB image that is summed with
+//! the nearest-upsampled sum of the earlier ones; pixel shuffle and a linear layer
+//! carry a stage's map to the next. No convolution anywhere.
+//!
+//! Layer norms stand where the paper has batch norms (App. A.1): at the batch sizes
+//! this CPU trains with (8-16), batch statistics are noisy and tie the samples of a
+//! batch together, and a sample must not depend on what else is in its batch.
+
+use burn::module::{Module, Param};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::{relu, softmax, tanh};
+
+use super::blocks::{MultiAxisAttention, MultiAxisAttentionConfig, block, pixel_shuffle, unblock};
+
+/// One stage: its side, width, heads, self-attention layers (0 = MLP only) and block.
+#[derive(Config, Debug, Copy)]
+pub struct StageConfig {
+    pub side: usize,
+    pub d_model: usize,
+    pub n_heads: usize,
+    /// Multi-axis attention layers; 0 makes a high-resolution (MLP-only) stage.
+    pub attention_layers: usize,
+    /// Side of a block for the multi-axis attention.
+    #[config(default = 4)]
+    pub block: usize,
+}
+
+/// Configuration of a [`Generator`].
+#[derive(Config, Debug)]
+pub struct GeneratorConfig {
+    /// Size of the latent code.
+    #[config(default = 128)]
+    pub latent: usize,
+    /// Width of the latent embedding `Z` (64 tokens).
+    #[config(default = 128)]
+    pub z_dim: usize,
+    /// The stages, from 8x8 up; each doubles the side.
+    pub stages: Vec<StageConfig>,
+}
+
+impl GeneratorConfig {
+    /// The 64x64 generator sized for this CPU: two attention stages (8x8 and 16x16),
+    /// two MLP stages (32x32 and 64x64).
+    pub fn small() -> Self {
+        Self::new(vec![
+            StageConfig::new(8, 256, 4, 2),
+            StageConfig::new(16, 128, 4, 2),
+            StageConfig::new(32, 64, 4, 0),
+            StageConfig::new(64, 32, 4, 0),
+        ])
+    }
+
+    /// Side of the pictures it makes.
+    pub fn side(&self) -> usize {
+        self.stages.last().map_or(8, |s| s.side)
+    }
+
+    /// Builds the generator with fresh weights.
+    pub fn init(&self, device: &Device) -> Generator {
+        let first = self.stages.first().map_or(64, |s| s.d_model);
+        let stages: Vec<Stage> = self
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let next = self.stages.get(i + 1).map(|n| n.d_model);
+                Stage::new(s, self.z_dim, next, device)
+            })
+            .collect();
+        Generator {
+            to_map: LinearConfig::new(self.latent, 64 * first).init(device),
+            to_z: LinearConfig::new(self.latent, 64 * self.z_dim).init(device),
+            z_positions: Param::from_tensor(Tensor::zeros([1, 64, self.z_dim], device)),
+            stages,
+            latent: self.latent,
+            z_dim: self.z_dim,
+        }
+    }
+}
+
+/// Cross-attention from the map to `Z`, one key and value for every head.
+#[derive(Module, Debug)]
+struct CrossAttention {
+    norm: LayerNorm,
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    out: Linear,
+    n_heads: usize,
+}
+
+impl CrossAttention {
+    /// # Shapes
+    /// - x: `[B, T, C]`; z: `[B, 64, Z]` → `[B, T, C]`
+    fn forward(&self, x: Tensor<3>, z: &Tensor<3>) -> Tensor<3> {
+        let [b, t, d] = x.dims();
+        let (h, k) = (self.n_heads, d / self.n_heads);
+        let q = self
+            .query
+            .forward(self.norm.forward(x.clone()))
+            .reshape([b, t, h, k])
+            .swap_dims(1, 2); // [B, h, T, k]
+        let keys = self.key.forward(z.clone()).unsqueeze_dim::<4>(1); // [B, 1, 64, k]
+        let values = self.value.forward(z.clone()).unsqueeze_dim::<4>(1);
+        let s = z.dims()[1];
+        let scores = q.matmul(keys.expand([b, h, s, k]).swap_dims(2, 3)) * (k as f64).powf(-0.5);
+        let o = softmax(scores, 3).matmul(values.expand([b, h, s, k])); // [B, h, T, k]
+        x + self.out.forward(o.swap_dims(1, 2).reshape([b, t, d]))
+    }
+}
+
+/// `x + fc2(relu(fc1(norm(x))))`.
+#[derive(Module, Debug)]
+struct Mlp {
+    norm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Mlp {
+    fn new(d: usize, device: &Device) -> Self {
+        Self {
+            norm: LayerNormConfig::new(d).init(device),
+            fc1: LinearConfig::new(d, 4 * d).init(device),
+            fc2: LinearConfig::new(4 * d, d).init(device),
+        }
+    }
+
+    fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        x.clone()
+            + self
+                .fc2
+                .forward(relu(self.fc1.forward(self.norm.forward(x))))
+    }
+}
+
+/// Multi-axis attention and an MLP, on a blocked map.
+#[derive(Module, Debug)]
+struct AttentionLayer {
+    norm: LayerNorm,
+    attention: MultiAxisAttention,
+    mlp: Mlp,
+}
+
+/// One stage of the generator.
+#[derive(Module, Debug)]
+struct Stage {
+    positions: Param<Tensor<3>>,
+    cross: CrossAttention,
+    layers: Vec<AttentionLayer>,
+    /// MLP of a high-resolution stage.
+    mlp: Option<Mlp>,
+    /// RGB output of a high-resolution stage.
+    rgb: Option<Linear>,
+    /// After the pixel shuffle, to the next stage's width.
+    next: Option<Linear>,
+    side: usize,
+    block: usize,
+}
+
+impl Stage {
+    fn new(s: &StageConfig, z_dim: usize, next: Option<usize>, device: &Device) -> Self {
+        let d = s.d_model;
+        let high = s.attention_layers == 0;
+        Self {
+            positions: Param::from_tensor(Tensor::zeros([1, s.side * s.side, d], device)),
+            cross: CrossAttention {
+                norm: LayerNormConfig::new(d).init(device),
+                query: LinearConfig::new(d, d).init(device),
+                key: LinearConfig::new(z_dim, d / s.n_heads).init(device),
+                value: LinearConfig::new(z_dim, d / s.n_heads).init(device),
+                out: LinearConfig::new(d, d).init(device),
+                n_heads: s.n_heads,
+            },
+            layers: (0..s.attention_layers)
+                .map(|_| AttentionLayer {
+                    norm: LayerNormConfig::new(d).init(device),
+                    attention: MultiAxisAttentionConfig::new(d, s.n_heads).init(device),
+                    mlp: Mlp::new(d, device),
+                })
+                .collect(),
+            mlp: high.then(|| Mlp::new(d, device)),
+            rgb: high.then(|| LinearConfig::new(d, 3).init(device)),
+            next: next.map(|n| LinearConfig::new(d / 4, n).init(device)),
+            side: s.side,
+            block: s.block,
+        }
+    }
+
+    /// Runs the stage; returns its map `[B, side², C]` and its RGB output
+    /// `[B, side, side, 3]` (high-resolution stages).
+    fn forward(&self, x: Tensor<3>, z: &Tensor<3>) -> (Tensor<3>, Option<Tensor<4>>) {
+        let [b, t, d] = x.dims();
+        let x = x + self.positions.val();
+        let mut x = self.cross.forward(x, z);
+        if !self.layers.is_empty() {
+            let mut blocked = block(x.reshape([b, self.side, self.side, d]), self.block);
+            for layer in &self.layers {
+                let normed = layer.norm.forward(blocked.clone());
+                blocked = blocked + layer.attention.forward(normed);
+                blocked = layer.mlp.forward(blocked);
+            }
+            x = unblock(blocked, self.side).reshape([b, t, d]);
+        }
+        if let Some(mlp) = &self.mlp {
+            x = mlp.forward(x);
+        }
+        let rgb = self
+            .rgb
+            .as_ref()
+            .map(|rgb| rgb.forward(x.clone()).reshape([b, self.side, self.side, 3]));
+        (x, rgb)
+    }
+
+    /// The map for the next stage: pixel shuffle, then a linear layer.
+    fn upsample(&self, x: Tensor<3>) -> Option<Tensor<3>> {
+        let next = self.next.as_ref()?;
+        let [b, _, d] = x.dims();
+        let up = pixel_shuffle(x.reshape([b, self.side, self.side, d])); // [B, 2s, 2s, d/4]
+        let side = 2 * self.side;
+        Some(next.forward(up.reshape([b, side * side, d / 4])))
+    }
+}
+
+/// Nearest-neighbour upsampling by 2 of `[B, H, W, C]`.
+fn upsample_nearest(x: Tensor<4>) -> Tensor<4> {
+    let [b, h, w, c] = x.dims();
+    x.reshape([b, h, 1, w, 1, c])
+        .expand([b, h, 2, w, 2, c])
+        .reshape([b, 2 * h, 2 * w, c])
+}
+
+/// The HiT generator.
+#[derive(Module, Debug)]
+pub struct Generator {
+    to_map: Linear,
+    to_z: Linear,
+    z_positions: Param<Tensor<3>>,
+    stages: Vec<Stage>,
+    latent: usize,
+    z_dim: usize,
+}
+
+impl Generator {
+    /// Size of the latent code.
+    pub fn latent(&self) -> usize {
+        self.latent
+    }
+
+    /// Pictures in [-1, 1], channels last.
+    ///
+    /// # Shapes
+    /// - z: `[B, latent]` → `[B, side, side, 3]`
+    pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
+        let [b, _] = z.dims();
+        let first = self.stages.first().map_or(0, |s| s.positions.dims()[2]);
+        let latent =
+            self.to_z.forward(z.clone()).reshape([b, 64, self.z_dim]) + self.z_positions.val();
+        let mut x = self.to_map.forward(z).reshape([b, 64, first]);
+        let mut image: Option<Tensor<4>> = None;
+        for stage in &self.stages {
+            let (out, rgb) = stage.forward(x, &latent);
+            if let Some(rgb) = rgb {
+                image = Some(match image {
+                    Some(sum) => upsample_nearest(sum) + rgb,
+                    None => rgb,
+                });
+            }
+            match stage.upsample(out) {
+                Some(next) => x = next,
+                None => break,
+            }
+        }
+        tanh(image.unwrap_or_else(|| Tensor::zeros([b, 8, 8, 3], &latent.device())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    fn tiny() -> GeneratorConfig {
+        GeneratorConfig::new(vec![
+            StageConfig::new(8, 32, 4, 1),
+            StageConfig::new(16, 16, 4, 0),
+        ])
+        .with_latent(8)
+        .with_z_dim(8)
+    }
+
+    #[test]
+    fn pictures_have_the_stage_side_and_lie_in_range() {
+        let device = Device::flex();
+        device.seed(7);
+        let generator = tiny().init(&device);
+        let z = Tensor::<2>::random([3, 8], Distribution::Normal(0.0, 1.0), &device);
+        let out = generator.forward(z);
+        assert_eq!(out.dims(), [3, 16, 16, 3]);
+        let (lo, hi) = (
+            out.clone().min().into_scalar::<f32>(),
+            out.max().into_scalar::<f32>(),
+        );
+        assert!(lo >= -1.0 && hi <= 1.0 && hi - lo > 1e-3, "{lo}..{hi}");
+        let small = GeneratorConfig::small();
+        assert_eq!(small.side(), 64);
+    }
+
+    #[test]
+    fn each_sample_depends_on_its_own_latent_only() {
+        let device = Device::flex();
+        device.seed(8);
+        let generator = tiny().init(&device);
+        let z = Tensor::<2>::random([2, 8], Distribution::Normal(0.0, 1.0), &device);
+        let both = generator.forward(z.clone());
+        let alone = generator.forward(z.clone().narrow(0, 0, 1));
+        let diff = (both.clone().narrow(0, 0, 1) - alone)
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        assert!(diff < 1e-5, "{diff}");
+        let other = (both.clone().narrow(0, 0, 1) - both.narrow(0, 1, 1))
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        assert!(other > 1e-4, "two latents, two pictures");
+    }
+}
