@@ -2,4 +2,6 @@
 //! click-to-sample.
 
 pub mod blocks;
+pub mod discriminator;
 pub mod generator;
+pub mod loss;
