@@ -1,6 +1,7 @@
 //! HiT (Zhao et al. 2022): a transformer GAN generator without convolutions, behind
 //! click-to-sample.
 
+pub mod augment;
 pub mod blocks;
 pub mod discriminator;
 pub mod generator;
