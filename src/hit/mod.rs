@@ -3,6 +3,7 @@
 
 pub mod augment;
 pub mod blocks;
+pub mod conv;
 pub mod discriminator;
 pub mod generator;
 pub mod loss;
