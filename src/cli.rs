@@ -131,9 +131,9 @@ pub struct SampleOpts {
 pub enum SampleModel {
     /// ImageBART's whole reverse chain from noise.
     Imagebart,
-    /// The HiT generator (not shipped yet).
+    /// The HiT generator.
     Hit,
-    /// The convolutional baseline generator (not shipped yet).
+    /// The convolutional baseline generator.
     Conv,
 }
 
@@ -193,6 +193,19 @@ pub enum TrainModel {
     /// One reverse step of ImageBART on `data/faces`, tokenised by the models folder's
     /// tokenizer; written as `imagebart-step<T>` with the chain in `imagebart-chain.json`.
     Imagebart(ImagebartTrainOpts),
+    /// A generator for click-to-sample, HiT or the convolutional baseline, against
+    /// the ResNet discriminator on `data/faces/train`; written as `hit` or `conv`.
+    Hit(HitTrainOpts),
+}
+
+/// Options of `tessera train hit`.
+#[derive(Debug, Args)]
+pub struct HitTrainOpts {
+    #[command(flatten)]
+    pub common: TrainCommon,
+    /// Which generator.
+    #[arg(long, value_enum, default_value_t = crate::hit::Arch::Hit)]
+    pub arch: crate::hit::Arch,
 }
 
 /// Options of `tessera train imagebart`.

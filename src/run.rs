@@ -6,10 +6,12 @@ use anyhow::{Context, bail};
 use burn::config::Config;
 
 use crate::cli::{
-    BenchWhat, Command, DataCommand, EditOpts, EvalModel, ImagebartTrainOpts, Opts, ReposeOpts,
-    SampleModel, SampleOpts, SketchInputArg, TrainCommon, TrainModel, TrainedMethod,
+    BenchWhat, Command, DataCommand, EditOpts, EvalModel, HitTrainOpts, ImagebartTrainOpts, Opts,
+    ReposeOpts, SampleModel, SampleOpts, SketchInputArg, TrainCommon, TrainModel, TrainedMethod,
     VqganTrainOpts,
 };
+use crate::hit::SamplerConfig;
+use crate::hit::train::{HitTrainingConfig, HitTrainingPaths};
 use crate::ilat::model::{Guidance, IlatConfig, SketchInput};
 use crate::ilat::train::{IlatTrainingConfig, IlatTrainingPaths, Objective, TrainingData};
 use crate::imagebart::model::ReverseConfig;
@@ -49,6 +51,7 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
                 train_tokens(job, t.common, None, models, opts.backend)
             }
             TrainModel::Imagebart(t) => train_imagebart(t, models, opts.backend),
+            TrainModel::Hit(t) => train_hit(t, models, opts.backend),
         },
         Command::Edit(e) => edit(e, &models, opts.backend),
         Command::Eval(e) => match e.model {
@@ -313,6 +316,33 @@ fn train_imagebart(
     Ok(())
 }
 
+fn train_hit(
+    opts: HitTrainOpts,
+    models: PathBuf,
+    choice: backend::BackendChoice,
+) -> anyhow::Result<()> {
+    let mut config = match &opts.common.config {
+        Some(path) => {
+            HitTrainingConfig::load(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        None => HitTrainingConfig::new(SamplerConfig::new(opts.arch)),
+    };
+    config.generator.arch = opts.arch;
+    overrides(&opts.common, &mut config.steps, &mut config.batch);
+    let name = opts.arch.name();
+    let train_paths = HitTrainingPaths {
+        train: paths::data_dir().join("faces/train"),
+        to: destination(opts.common, name, models),
+    };
+    let backend = backend::select(choice)?;
+    crate::hit::train::train(&config, &train_paths, &backend.device.autodiff())?;
+    println!(
+        "trained; generator written to {}",
+        train_paths.to.out.display()
+    );
+    Ok(())
+}
+
 /// The iLAT configuration in the models folder, or the default one when none is there.
 fn shipped_ilat(models: &std::path::Path) -> anyhow::Result<IlatConfig> {
     let path = models.join("ilat.json");
@@ -407,17 +437,15 @@ fn sample(
     choice: backend::BackendChoice,
 ) -> anyhow::Result<()> {
     let format = output_format(&opts.out, std::iter::empty())?;
-    if opts.model != SampleModel::Imagebart {
-        bail!(
-            "the {:?} generator is not shipped yet (the HiT issue): sample with --model imagebart",
-            opts.model
-        );
-    }
     if opts.n == 0 {
         bail!("--n must be at least 1");
     }
     let mut engine = Engine::new(models, choice)?;
-    let pictures = engine.sample_imagebart(opts.seed, opts.n, opts.top_k)?;
+    let pictures = match opts.model {
+        SampleModel::Imagebart => engine.sample_imagebart(opts.seed, opts.n, opts.top_k)?,
+        SampleModel::Hit => engine.sample(crate::hit::Arch::Hit, opts.seed, opts.n)?,
+        SampleModel::Conv => engine.sample(crate::hit::Arch::Conv, opts.seed, opts.n)?,
+    };
     write_output(&tile(&pictures, 0), &opts.out, format)
 }
 

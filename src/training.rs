@@ -401,6 +401,14 @@ impl<M: burn::module::Module + Clone> Trainee<M> {
         })
     }
 
+    /// Writes the weights and optimiser state into a checkpoint folder.
+    pub fn write_into(&self, dir: &Path) -> Result<(), RunError> {
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        crate::store::save_record(&dir.join("model.bpk"), self.model.clone().into_record())?;
+        crate::store::save_optimizer(&self.optim, &dir.join("optim.bpk"))?;
+        Ok(())
+    }
+
     /// One optimisation step on `loss`; returns the loss's value.
     pub fn step(&mut self, lr: f64, loss: burn::prelude::Tensor<1>) -> f64 {
         let value = scalar(&loss);
@@ -418,11 +426,7 @@ impl<M: burn::module::Module + Clone> Trainee<M> {
         config: &C,
         step: usize,
     ) -> Result<(), TrainError> {
-        run.checkpoint(step, |dir| {
-            crate::store::save_record(&dir.join("model.bpk"), self.model.clone().into_record())?;
-            crate::store::save_optimizer(&self.optim, &dir.join("optim.bpk"))?;
-            Ok(())
-        })?;
+        run.checkpoint(step, |dir| self.write_into(dir))?;
         crate::store::save_model(run.dir(), name, config, self.model.valid())?;
         run.write_progress(name, step)?;
         Ok(())

@@ -12,6 +12,7 @@ use tessera::data::poses::Pose;
 use tessera::engine::{
     DEFAULT_CYCLES, EditProgress, EditRequest, Engine, EngineError, Method, ReposeRequest,
 };
+use tessera::hit::Arch;
 use tessera::ilat::sample::Sampling;
 
 fn engine(tag: &str) -> Engine {
@@ -328,4 +329,22 @@ fn imagebart_refines_only_the_masked_part_and_reports_every_stage() {
     common::assert_only_masked_pixels_change(&face, &mask, &out);
     // Two cycles of a two-step chain: diffused to level 2, then levels 1 and 0.
     assert_eq!(stages, vec![(0, 2), (0, 1), (0, 0), (1, 2), (1, 1), (1, 0)]);
+}
+
+#[test]
+fn a_seed_gives_the_same_face_another_seed_another_and_interpolation_joins_them() {
+    let mut engine = engine("engine-sample");
+    for arch in [Arch::Hit, Arch::Conv] {
+        let first = engine.sample(arch, 7, 2).expect("sample");
+        assert_eq!(first.len(), 2);
+        assert!(first.iter().all(|p| p.dimensions() == (64, 64)));
+        let again = engine.sample(arch, 7, 1).expect("sample");
+        assert_eq!(again[0], first[0], "{arch:?}: the same seed, the same face");
+        assert_ne!(first[0], first[1], "{arch:?}: seeds 7 and 8 differ");
+        let path = engine.interpolate(arch, (7, 8), 5).expect("interpolate");
+        assert_eq!(path.len(), 5);
+        assert_eq!(path[0], first[0]);
+        assert_eq!(path[4], first[1]);
+        assert!(path[2] != path[0] && path[2] != path[4]);
+    }
 }

@@ -15,12 +15,13 @@ use crate::data::convert::{images_to_tensor, masks_to_tensor, tensor_to_images};
 use crate::data::people::{DILATION, repose_region};
 use crate::data::poses::Pose;
 use crate::data::sketch::Xdog;
+use crate::hit::{self, Arch, Sampler, SamplerConfig};
 use crate::ilat::examples::Guides;
 use crate::ilat::model::{Guidance, Ilat};
 use crate::ilat::sample::{Order, Sampling};
 use crate::imagebart::{self, model::Reverse, schedule::Schedule};
 use crate::region::Region;
-use crate::store::StoreError;
+use crate::store::{self, StoreError};
 use crate::vqgan::{Vqgan, VqganConfig};
 use regenerate::{How, Job};
 
@@ -170,6 +171,8 @@ pub struct Engine {
     token_models: Vec<(&'static str, Ilat, Guidance)>,
     /// ImageBART's chain and its reverse steps (`models[t − 1]`: step `t`).
     chain: Option<(Schedule, Vec<Reverse>)>,
+    /// Generators for click-to-sample, with their latent size.
+    samplers: Vec<(Arch, Sampler, usize)>,
 }
 
 impl Engine {
@@ -181,6 +184,7 @@ impl Engine {
             vqgan: None,
             token_models: Vec::new(),
             chain: None,
+            samplers: Vec::new(),
         })
     }
 
@@ -417,6 +421,75 @@ impl Engine {
             pictures.extend(tensor_to_images(vqgan.decode(indices)));
         }
         Ok(pictures)
+    }
+
+    /// A generator (`hit` or `conv`), loaded on first use.
+    fn sampler(&mut self, arch: Arch) -> Result<(&Sampler, usize), EngineError> {
+        if !self.samplers.iter().any(|(a, ..)| *a == arch) {
+            let (model, config) = store::load_model(
+                &self.models_dir,
+                arch.name(),
+                &self.backend.device,
+                |config: &SamplerConfig, device| config.init(device),
+            )?;
+            self.samplers.push((arch, model, config.latent()));
+        }
+        self.samplers
+            .iter()
+            .find(|(a, ..)| *a == arch)
+            .map(|(_, s, size)| (s, *size))
+            .ok_or_else(|| EngineError::Input(format!("generator {} unavailable", arch.name())))
+    }
+
+    /// `n` new faces from generator `arch`, the k-th from seed `seed + k`: the same seed
+    /// gives the same face.
+    pub fn sample(
+        &mut self,
+        arch: Arch,
+        seed: u64,
+        n: usize,
+    ) -> Result<Vec<RgbImage>, EngineError> {
+        let device = self.backend.device.clone();
+        let (sampler, size) = self.sampler(arch)?;
+        let codes: Vec<Tensor<1>> = (0..n as u64)
+            .map(|k| hit::latent(seed + k, size, &device))
+            .collect();
+        Ok(tensor_to_images(sampler.forward(Tensor::stack(codes, 0))))
+    }
+
+    /// `steps` faces on the way from seed `a`'s face to seed `b`'s (both included),
+    /// along the great circle between their latent codes (slerp keeps every code at
+    /// the norm the generator was trained on).
+    pub fn interpolate(
+        &mut self,
+        arch: Arch,
+        (a, b): (u64, u64),
+        steps: usize,
+    ) -> Result<Vec<RgbImage>, EngineError> {
+        let device = self.backend.device.clone();
+        let (sampler, size) = self.sampler(arch)?;
+        let (za, zb) = (hit::latent(a, size, &device), hit::latent(b, size, &device));
+        let dot = (za.clone() * zb.clone()).sum().into_scalar::<f32>();
+        let norms = (za.clone().powi_scalar(2).sum().into_scalar::<f32>()
+            * zb.clone().powi_scalar(2).sum().into_scalar::<f32>())
+        .sqrt()
+        .max(f32::EPSILON);
+        let omega = (dot / norms).clamp(-1.0, 1.0).acos();
+        let codes: Vec<Tensor<1>> = (0..steps.max(2))
+            .map(|i| {
+                let t = i as f32 / (steps.max(2) - 1) as f32;
+                let (wa, wb) = if omega.abs() < 1e-4 {
+                    (1.0 - t, t)
+                } else {
+                    (
+                        ((1.0 - t) * omega).sin() / omega.sin(),
+                        (t * omega).sin() / omega.sin(),
+                    )
+                };
+                za.clone() * wa + zb.clone() * wb
+            })
+            .collect();
+        Ok(tensor_to_images(sampler.forward(Tensor::stack(codes, 0))))
     }
 
     /// Side of the images the models work at.

@@ -118,7 +118,7 @@ impl Engine {
                 guide,
                 model,
                 order,
-            } => self.sample(&tokenised, guide.clone(), (model, *order), progress)?,
+            } => self.sample_tokens(&tokenised, guide.clone(), (model, *order), progress)?,
             How::Refine { cycles } => self.refine(&tokenised, *cycles, progress)?,
         };
         Ok(tokenised.picture(&grid))
@@ -149,7 +149,7 @@ impl Engine {
     }
 
     /// A token model samples the masked tokens; a few previews on the way.
-    fn sample(
+    fn sample_tokens(
         &mut self,
         t: &Tokenised<'_>,
         guide: Guide,

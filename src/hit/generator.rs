@@ -61,7 +61,7 @@ impl GeneratorConfig {
     }
 
     /// Builds the generator with fresh weights.
-    pub fn init(&self, device: &Device) -> Generator {
+    pub fn init(&self, device: &Device) -> HitGenerator {
         let first = self.stages.first().map_or(64, |s| s.d_model);
         let stages: Vec<Stage> = self
             .stages
@@ -72,7 +72,7 @@ impl GeneratorConfig {
                 Stage::new(s, self.z_dim, next, device)
             })
             .collect();
-        Generator {
+        HitGenerator {
             to_map: LinearConfig::new(self.latent, 64 * first).init(device),
             to_z: LinearConfig::new(self.latent, 64 * self.z_dim).init(device),
             z_positions: Param::from_tensor(Tensor::zeros([1, 64, self.z_dim], device)),
@@ -237,7 +237,7 @@ fn upsample_nearest(x: Tensor<4>) -> Tensor<4> {
 
 /// The HiT generator.
 #[derive(Module, Debug)]
-pub struct Generator {
+pub struct HitGenerator {
     to_map: Linear,
     to_z: Linear,
     z_positions: Param<Tensor<3>>,
@@ -246,7 +246,7 @@ pub struct Generator {
     z_dim: usize,
 }
 
-impl Generator {
+impl HitGenerator {
     /// Size of the latent code.
     pub fn latent(&self) -> usize {
         self.latent

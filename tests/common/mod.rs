@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use burn::prelude::Device;
 use image::{GrayImage, RgbImage};
+use tessera::hit::conv::ConvGeneratorConfig;
+use tessera::hit::generator::{GeneratorConfig, StageConfig};
+use tessera::hit::{Arch, SamplerConfig};
 use tessera::ilat::model::{Guidance, IlatConfig};
 use tessera::imagebart::{self, model::ReverseConfig};
 use tessera::store;
@@ -18,7 +21,8 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 }
 
 /// Writes a small untrained tokenizer (64x64 images, 16x16 tokens) and token models
-/// (sketch- and pose-guided, and ImageBART's chain) into a new models folder: enough to exercise every path without the shipped
+/// (sketch- and pose-guided), ImageBART's chain and the two generators into a new
+/// models folder: enough to exercise every path without the shipped
 /// weights.
 pub fn tiny_models(tag: &str) -> PathBuf {
     let dir = temp_dir(tag);
@@ -39,6 +43,29 @@ pub fn tiny_models(tag: &str) -> PathBuf {
     let posed = tokens.with_guidance(Guidance::Pose);
     for name in ["pose-ilat", "pose-taming"] {
         store::save_model(&dir, name, &posed, posed.init(&device)).expect("save tiny model");
+    }
+    let generators = SamplerConfig::new(Arch::Hit)
+        .with_hit(
+            GeneratorConfig::new(vec![
+                StageConfig::new(8, 16, 2, 1),
+                StageConfig::new(16, 8, 2, 0),
+                StageConfig::new(32, 8, 2, 0),
+                StageConfig::new(64, 8, 2, 0),
+            ])
+            .with_latent(8)
+            .with_z_dim(8),
+        )
+        .with_conv(
+            ConvGeneratorConfig::new()
+                .with_width(16)
+                .with_min_width(8)
+                .with_latent(8),
+        );
+    for arch in [Arch::Hit, Arch::Conv] {
+        let mut config = generators.clone();
+        config.arch = arch;
+        store::save_model(&dir, arch.name(), &config, config.init(&device))
+            .expect("save tiny model");
     }
     let chain = imagebart::default_chain(64);
     imagebart::write_chain(&imagebart::chain_path(&dir), &chain).expect("save tiny chain");

@@ -1,0 +1,253 @@
+//! Training a generator against the discriminator (`tessera train hit [--arch
+//! hit|conv]`, App. A.4): per step, the discriminator learns to tell augmented real
+//! faces from augmented generated ones (non-saturating logistic loss, R1 on the real
+//! ones every few steps, scaled up to match), then the generator learns to fool it.
+//! Both use Adam with β = (0, 0.99). Resumable checkpoints hold both networks and
+//! their optimisers; a grid of fixed-seed samples is written every so often.
+
+use std::path::PathBuf;
+
+use burn::module::Module;
+use burn::optim::AdamConfig;
+use burn::prelude::*;
+use image::RgbImage;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::augment::diff_augment;
+use super::discriminator::{Discriminator, DiscriminatorConfig};
+use super::loss::{discriminator_loss, generator_loss, r1_penalty};
+use super::{Sampler, SamplerConfig, latent};
+use crate::data::convert::{images_to_tensor, tensor_to_images, tile};
+use crate::data::faces::{augment, load_folder};
+use crate::training::{self, Destination, Run, TrainError, Trainee};
+
+/// Everything a GAN run needs besides data.
+#[derive(Config, Debug)]
+pub struct HitTrainingConfig {
+    /// The generator (HiT or the baseline).
+    pub generator: SamplerConfig,
+    #[config(default = "DiscriminatorConfig::new()")]
+    pub discriminator: DiscriminatorConfig,
+    #[config(default = 20000)]
+    pub steps: usize,
+    #[config(default = 16)]
+    pub batch: usize,
+    /// Adam's learning rate, both networks.
+    #[config(default = 1e-4)]
+    pub lr: f64,
+    /// R1 weight γ.
+    #[config(default = 10.0)]
+    pub r1_gamma: f64,
+    /// R1 every this many steps (lazy regularisation), scaled by it.
+    #[config(default = 4)]
+    pub r1_every: usize,
+    #[config(default = 500)]
+    pub checkpoint_every: usize,
+    #[config(default = 20)]
+    pub log_every: usize,
+    #[config(default = 31)]
+    pub seed: u64,
+}
+
+/// Where a GAN run reads and writes.
+#[derive(Debug, Clone)]
+pub struct HitTrainingPaths {
+    /// Training faces.
+    pub train: PathBuf,
+    pub to: Destination,
+}
+
+/// Seeds of the pictures in every sample grid.
+const GRID_SEEDS: std::ops::Range<u64> = 0..16;
+
+fn adam() -> burn::optim::ModuleOptimizer {
+    AdamConfig::new().with_beta_1(0.0).with_beta_2(0.99).init()
+}
+
+/// Random latent codes `[B, latent]`.
+fn latents(batch: usize, size: usize, rng: &mut StdRng, device: &Device) -> Tensor<2> {
+    let codes: Vec<Tensor<1>> = (0..batch)
+        .map(|_| latent(rng.random(), size, device))
+        .collect();
+    Tensor::stack(codes, 0)
+}
+
+/// A batch of real faces, flipped and shifted, as `[B, 3, H, W]` in [-1, 1].
+fn real_batch(faces: &[RgbImage], batch: usize, rng: &mut StdRng, device: &Device) -> Tensor<4> {
+    let picked: Vec<RgbImage> = (0..batch)
+        .map(|_| augment(&faces[rng.random_range(0..faces.len())], 2, rng))
+        .collect();
+    images_to_tensor(&picked, device)
+}
+
+/// The fixed-seed samples of a generator, as a square grid.
+pub fn sample_grid(generator: &Sampler, latent_size: usize, device: &Device) -> RgbImage {
+    let codes: Vec<Tensor<1>> = GRID_SEEDS.map(|s| latent(s, latent_size, device)).collect();
+    tile(
+        &tensor_to_images(generator.forward(Tensor::stack(codes, 0))),
+        0,
+    )
+}
+
+/// Trains (or resumes) a run and writes the generator to `paths.to`.
+pub fn train(
+    config: &HitTrainingConfig,
+    paths: &HitTrainingPaths,
+    device: &Device,
+) -> Result<(), TrainError> {
+    let faces = load_folder(&paths.train, 64)?;
+    let (mut run, resume) = Run::open(&paths.to.run, config.steps)?;
+    run.set_prefix(&paths.to.name);
+    training::save_config(config, &paths.to.run)?;
+    device.seed(config.seed);
+    let mut g = Trainee {
+        model: config.generator.init(device),
+        optim: adam(),
+    };
+    let mut d: Trainee<Discriminator> = Trainee {
+        model: config.discriminator.init(device),
+        optim: adam(),
+    };
+    let start = match resume {
+        Some((dir, progress)) => {
+            g = g.resume(&dir.join("generator"))?;
+            d = d.resume(&dir.join("discriminator"))?;
+            progress.step
+        }
+        None => 0,
+    };
+    let size = config.generator.latent();
+    let mut rng = StdRng::seed_from_u64(config.seed ^ (start as u64).wrapping_mul(0x9e37));
+    for step in start..config.steps {
+        // The discriminator.
+        let real = real_batch(&faces, config.batch, &mut rng, device);
+        let fake = g
+            .model
+            .forward(latents(config.batch, size, &mut rng, device))
+            .detach();
+        let real_logits = d.model.forward(diff_augment(real.clone(), &mut rng));
+        let fake_logits = d.model.forward(diff_augment(fake, &mut rng));
+        let mut loss = discriminator_loss(real_logits, fake_logits);
+        if step % config.r1_every == 0 {
+            let plain = d.model.forward(real.clone());
+            let gamma = config.r1_gamma * config.r1_every as f64;
+            loss = loss + r1_penalty(&d.model, real, plain, gamma);
+        }
+        let d_loss = d.step(config.lr, loss);
+        // The generator, against the updated discriminator.
+        let fake = g
+            .model
+            .forward(latents(config.batch, size, &mut rng, device));
+        let logits = d.model.forward(diff_augment(fake, &mut rng));
+        let g_loss = g.step(config.lr, generator_loss(logits));
+        if (step + 1) % config.log_every == 0 {
+            run.log(step + 1, &[("d_loss", d_loss), ("g_loss", g_loss)])?;
+        }
+        if (step + 1) % config.checkpoint_every == 0 || step + 1 == config.steps {
+            checkpoint(&run, &g, &d, config, paths, step + 1, device)?;
+        }
+        run.tick();
+    }
+    run.finish();
+    crate::store::save_model(
+        &paths.to.out,
+        &paths.to.name,
+        &config.generator,
+        g.model.valid(),
+    )?;
+    training::copy_progress(&paths.to.run, &paths.to.out, &paths.to.name)?;
+    Ok(())
+}
+
+/// Saves both networks and their optimisers, the generator alone for `models/`, and
+/// a sample grid.
+fn checkpoint(
+    run: &Run,
+    g: &Trainee<Sampler>,
+    d: &Trainee<Discriminator>,
+    config: &HitTrainingConfig,
+    paths: &HitTrainingPaths,
+    step: usize,
+    device: &Device,
+) -> Result<(), TrainError> {
+    run.checkpoint(step, |dir| {
+        g.write_into(&dir.join("generator"))?;
+        d.write_into(&dir.join("discriminator"))
+    })?;
+    crate::store::save_model(
+        run.dir(),
+        &paths.to.name,
+        &config.generator,
+        g.model.valid(),
+    )?;
+    run.write_progress(&paths.to.name, step)?;
+    let grid = sample_grid(
+        &g.model.valid(),
+        config.generator.latent(),
+        &device.clone().inner(),
+    );
+    let path = run
+        .dir()
+        .join("samples")
+        .join(format!("step_{step:06}.png"));
+    std::fs::create_dir_all(path.parent().unwrap_or(run.dir()))
+        .and_then(|()| grid.save(&path).map_err(std::io::Error::other))
+        .map_err(|e| TrainError::Image {
+            path: path.clone(),
+            reason: e.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hit::Arch;
+    use crate::hit::conv::ConvGeneratorConfig;
+
+    #[test]
+    fn a_few_steps_run_and_keep_the_losses_finite() {
+        let device = Device::flex().autodiff();
+        device.seed(4);
+        let config = SamplerConfig::new(Arch::Conv).with_conv(
+            ConvGeneratorConfig::new()
+                .with_width(16)
+                .with_min_width(8)
+                .with_latent(8),
+        );
+        let mut g = Trainee {
+            model: config.init(&device),
+            optim: adam(),
+        };
+        let mut d = Trainee {
+            model: DiscriminatorConfig::new()
+                .with_width(8)
+                .with_max_width(16)
+                .init(&device),
+            optim: adam(),
+        };
+        let faces: Vec<RgbImage> = (0..4)
+            .map(|i| {
+                RgbImage::from_fn(64, 64, |x, y| {
+                    image::Rgb([x as u8 * 4, y as u8 * 4, i * 60])
+                })
+            })
+            .collect();
+        let mut rng = StdRng::seed_from_u64(1);
+        for _ in 0..3 {
+            let real = real_batch(&faces, 2, &mut rng, &device);
+            let fake = g.model.forward(latents(2, 8, &mut rng, &device)).detach();
+            let logits_real = d.model.forward(real.clone());
+            let loss = discriminator_loss(logits_real.clone(), d.model.forward(fake))
+                + r1_penalty(&d.model, real, logits_real, 10.0);
+            assert!(d.step(1e-4, loss).is_finite());
+            let fake = g.model.forward(latents(2, 8, &mut rng, &device));
+            assert!(
+                g.step(1e-4, generator_loss(d.model.forward(fake)))
+                    .is_finite()
+            );
+        }
+        let grid = sample_grid(&g.model.valid(), 8, &Device::flex());
+        assert_eq!(grid.dimensions(), (256, 256));
+    }
+}
