@@ -6,14 +6,15 @@
 //! parameter names; each BatchNorm is folded into the convolution before it, which is
 //! exact in inference and leaves a plain stack of convolutions.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use burn::module::{Module, Param};
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu6;
+
+use super::weights::{Layout, Norm, Weights};
 
 /// Inverted-residual settings of torchvision's MobileNetV2: (expansion t, channels c,
 /// repeats n, first stride s).
@@ -31,16 +32,7 @@ const SETTINGS: [(usize, usize, usize, usize); 7] = [
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
-/// Why the network could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum MobileNetError {
-    /// No weights file.
-    #[error("feature network {} is missing (run `scripts/fetch-data.sh`)", .0.display())]
-    Missing(PathBuf),
-    /// The file is not a valid safetensors file or lacks a tensor.
-    #[error("feature network {} is damaged: {reason}", path.display())]
-    Damaged { path: PathBuf, reason: String },
-}
+pub use super::weights::FeatureNetError as MobileNetError;
 
 /// One inverted residual block: 1x1 expansion, 3x3 depthwise, 1x1 projection.
 #[derive(Module, Debug)]
@@ -75,7 +67,7 @@ impl MobileNetV2 {
     /// Loads torchvision's weights from a safetensors file, with gradients off.
     pub fn load(path: &Path, device: &Device) -> Result<Self, MobileNetError> {
         let weights = Weights::read(path)?;
-        let stem = weights.conv_bn("features.0.0", "features.0.1", 2, 1, device)?;
+        let stem = conv_bn(&weights, "features.0.0", "features.0.1", 2, 1, device)?;
         let mut blocks = Vec::new();
         let mut d_in = 32;
         for (t, c, n, s) in SETTINGS {
@@ -90,7 +82,8 @@ impl MobileNetV2 {
                         format!("{at}.2"),
                     )
                 } else {
-                    let expand = weights.conv_bn(
+                    let expand = conv_bn(
+                        &weights,
                         &format!("{at}.0.0"),
                         &format!("{at}.0.1"),
                         1,
@@ -106,14 +99,14 @@ impl MobileNetV2 {
                 };
                 blocks.push(InvertedResidual {
                     expand,
-                    depthwise: weights.conv_bn(&dw.0, &dw.1, stride, d_in * t, device)?,
-                    project: weights.conv_bn(&proj, &bn, 1, 1, device)?,
+                    depthwise: conv_bn(&weights, &dw.0, &dw.1, stride, d_in * t, device)?,
+                    project: conv_bn(&weights, &proj, &bn, 1, 1, device)?,
                     residual: stride == 1 && d_in == c,
                 });
                 d_in = c;
             }
         }
-        let head = weights.conv_bn("features.18.0", "features.18.1", 1, 1, device)?;
+        let head = conv_bn(&weights, "features.18.0", "features.18.1", 1, 1, device)?;
         let classifier = weights.linear("classifier.1", device)?;
         Ok(Self {
             stem,
@@ -165,109 +158,35 @@ impl MobileNetV2 {
     }
 }
 
-/// The tensors of a safetensors file, by name, as f32.
-struct Weights {
-    path: PathBuf,
-    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
-}
-
-impl Weights {
-    fn read(path: &Path) -> Result<Self, MobileNetError> {
-        let bytes = std::fs::read(path).map_err(|_| MobileNetError::Missing(path.to_path_buf()))?;
-        let damaged = |reason: String| MobileNetError::Damaged {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let file =
-            safetensors::SafeTensors::deserialize(&bytes).map_err(|e| damaged(e.to_string()))?;
-        let mut tensors = HashMap::new();
-        for (name, view) in file.tensors() {
-            if view.dtype() != safetensors::Dtype::F32 {
-                return Err(damaged(format!(
-                    "{name} is {:?}, expected F32",
-                    view.dtype()
-                )));
-            }
-            let values = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            tensors.insert(name, (view.shape().to_vec(), values));
-        }
-        Ok(Self {
-            path: path.to_path_buf(),
-            tensors,
-        })
-    }
-
-    fn get(&self, name: &str) -> Result<&(Vec<usize>, Vec<f32>), MobileNetError> {
-        self.tensors
-            .get(name)
-            .ok_or_else(|| MobileNetError::Damaged {
-                path: self.path.clone(),
-                reason: format!("tensor {name} is missing"),
-            })
-    }
-
-    /// A convolution with the BatchNorm after it folded in:
-    /// `w' = w·γ/√(σ²+ε)`, `b' = β − μ·γ/√(σ²+ε)`.
-    fn conv_bn(
-        &self,
-        conv: &str,
-        bn: &str,
-        stride: usize,
-        groups: usize,
-        device: &Device,
-    ) -> Result<Conv2d, MobileNetError> {
-        let (shape, weight) = self.get(&format!("{conv}.weight"))?;
-        let (_, gamma) = self.get(&format!("{bn}.weight"))?;
-        let (_, beta) = self.get(&format!("{bn}.bias"))?;
-        let (_, mean) = self.get(&format!("{bn}.running_mean"))?;
-        let (_, var) = self.get(&format!("{bn}.running_var"))?;
-        let [d_out, d_in_per_group, k, _] = [shape[0], shape[1], shape[2], shape[3]];
-        let per_out = weight.len() / d_out;
-        let scale: Vec<f32> = (0..d_out)
-            .map(|o| gamma[o] / (var[o] + 1e-5).sqrt())
-            .collect();
-        let folded: Vec<f32> = weight
-            .iter()
-            .enumerate()
-            .map(|(i, w)| w * scale[i / per_out])
-            .collect();
-        let bias: Vec<f32> = (0..d_out).map(|o| beta[o] - mean[o] * scale[o]).collect();
-        let pad = k / 2;
-        let mut layer = Conv2dConfig::new([d_in_per_group * groups, d_out], [k, k])
-            .with_stride([stride, stride])
-            .with_groups(groups)
-            .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
-            .init(device);
-        layer.weight = Param::from_tensor(Tensor::from_data(
-            TensorData::new(folded, shape.clone()),
-            device,
-        ));
-        layer.bias = Some(Param::from_tensor(Tensor::from_data(
-            TensorData::new(bias, [d_out]),
-            device,
-        )));
-        Ok(layer)
-    }
-
-    fn linear(&self, name: &str, device: &Device) -> Result<Linear, MobileNetError> {
-        let (shape, weight) = self.get(&format!("{name}.weight"))?;
-        let (_, bias) = self.get(&format!("{name}.bias"))?;
-        let (d_out, d_in) = (shape[0], shape[1]);
-        let mut layer = LinearConfig::new(d_in, d_out).init(device);
-        // torch stores [out, in]; burn's row layout is [in, out].
-        let weight = Tensor::<2>::from_data(TensorData::new(weight.clone(), [d_out, d_in]), device)
-            .transpose();
-        layer.weight = Param::from_tensor(weight);
-        layer.bias = Some(Param::from_tensor(Tensor::from_data(
-            TensorData::new(bias.clone(), [d_out]),
-            device,
-        )));
-        Ok(layer)
-    }
+/// A torchvision convolution and the batch norm after it, folded.
+fn conv_bn(
+    weights: &Weights,
+    conv: &str,
+    bn: &str,
+    stride: usize,
+    groups: usize,
+    device: &Device,
+) -> Result<Conv2d, MobileNetError> {
+    let (shape, _) = weights.get(&format!("{conv}.weight"))?;
+    let pad = shape[2] / 2;
+    let part = |name: &str| {
+        weights
+            .get(&format!("{bn}.{name}"))
+            .map(|(_, v)| v.as_slice())
+    };
+    let norm = Norm {
+        gamma: Some(part("weight")?),
+        beta: part("bias")?,
+        mean: part("running_mean")?,
+        var: part("running_var")?,
+        eps: 1e-5,
+    };
+    let layout = Layout {
+        stride,
+        padding: (pad, pad),
+        groups,
+    };
+    weights.folded_conv(conv, &norm, layout, device)
 }
 
 #[cfg(test)]

@@ -9,3 +9,4 @@ pub mod point_mlp;
 pub mod residual;
 pub mod transformer;
 pub mod two_stream;
+pub mod weights;
