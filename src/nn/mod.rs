@@ -2,6 +2,7 @@
 //! residual block, the frozen feature networks behind the perceptual loss, the
 //! transformer, the PointMLP that turns keypoints into tokens.
 
+pub mod inception;
 pub mod mobilenet;
 pub mod norm;
 pub mod perceptual;
