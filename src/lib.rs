@@ -7,6 +7,7 @@ pub mod backend;
 pub mod bench;
 pub mod cli;
 pub mod data;
+pub mod distribution;
 pub mod editor;
 pub mod engine;
 pub mod evaluate;
