@@ -340,6 +340,16 @@ pub enum EvalModel {
         #[arg(long)]
         json: bool,
     },
+    /// FID and KID of HiT's and the baseline's samples against the held-out and
+    /// training faces (InceptionV3 features), and samples per second.
+    Hit {
+        /// Samples per generator.
+        #[arg(long, default_value_t = 1000)]
+        samples: usize,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Reposing quality of iLAT, Taming and Taming* on held-out pairs of frames: the
     /// source frame reposed to the target frame's pose, compared with the target frame
     /// inside the skeleton mask (PSNR, SSIM, MAE), and seconds per repose.

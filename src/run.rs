@@ -90,6 +90,11 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
                 let report = evaluate::completion(&mut engine, &images, limit, cycles)?;
                 report::emit("Upper-half completion of held-out faces", &report, json)
             }
+            EvalModel::Hit { samples, json } => {
+                let mut engine = Engine::new(&models, opts.backend)?;
+                let report = evaluate::hit(&mut engine, &paths::data_dir(), samples)?;
+                report::emit("Generated faces against real ones", &report, json)
+            }
             EvalModel::Pose { limit, json } => {
                 let mut engine = Engine::new(&models, opts.backend)?;
                 let report = evaluate::pose(&mut engine, &paths::data_dir(), limit)?;
