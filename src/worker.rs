@@ -16,6 +16,7 @@ use std::time::Instant;
 use image::RgbImage;
 
 use crate::engine::{EditProgress, EditRequest, Engine, EngineError, ReposeRequest, TokenGrid};
+use crate::hit::Arch;
 
 /// A job for the models.
 #[derive(Debug, Clone)]
@@ -25,6 +26,10 @@ pub enum Request {
     Edit(EditRequest),
     /// Regenerate a person in a new pose.
     Repose(ReposeRequest),
+    /// New faces from a generator, one per seed from `seed` on (one candidate each).
+    Sample { arch: Arch, seed: u64, count: usize },
+    /// Faces on the way from seed `from`'s face to seed `from + 1`'s.
+    Interpolate { arch: Arch, from: u64, steps: usize },
 }
 
 impl Request {
@@ -34,6 +39,7 @@ impl Request {
         match &mut request {
             Request::Edit(r) => r.sampling.seed = seed,
             Request::Repose(r) => r.sampling.seed = seed,
+            Request::Sample { seed: s, .. } | Request::Interpolate { from: s, .. } => *s = seed,
         }
         request
     }
@@ -42,6 +48,7 @@ impl Request {
         match self {
             Request::Edit(r) => r.sampling.seed,
             Request::Repose(r) => r.sampling.seed,
+            Request::Sample { seed, .. } | Request::Interpolate { from: seed, .. } => *seed,
         }
     }
 }
@@ -234,16 +241,20 @@ fn serve(mut engine: Engine, inbox: &Receiver<Command>, latest: &AtomicU64, send
         let start = Instant::now();
         let mut first = None;
         let mut outcome = Ok(());
-        for index in 0..candidates {
+        let mut index = 0;
+        for k in 0..candidates {
             if id != latest.load(Ordering::SeqCst) {
                 outcome = Err(EngineError::Cancelled);
                 break;
             }
-            let request = request.with_seed(request.seed().wrapping_add(index as u64));
+            let request = request.with_seed(request.seed().wrapping_add(k as u64));
             match run(&mut engine, &request, id, latest, send) {
-                Ok(image) => {
-                    first.get_or_insert_with(|| image.clone());
-                    send(Event::Candidate { id, index, image });
+                Ok(images) => {
+                    for image in images {
+                        first.get_or_insert_with(|| image.clone());
+                        send(Event::Candidate { id, index, image });
+                        index += 1;
+                    }
                 }
                 Err(err) => {
                     outcome = Err(err);
@@ -266,14 +277,15 @@ fn serve(mut engine: Engine, inbox: &Receiver<Command>, latest: &AtomicU64, send
     }
 }
 
-/// Runs one candidate, reporting its progress; a panic becomes an error.
+/// Runs one candidate (a sampling job: one per face), reporting its progress; a panic
+/// becomes an error.
 fn run(
     engine: &mut Engine,
     request: &Request,
     id: u64,
     latest: &AtomicU64,
     send: &dyn Fn(Event),
-) -> Result<RgbImage, EngineError> {
+) -> Result<Vec<RgbImage>, EngineError> {
     // A bug in a model must not take the editor down: the job fails, the next runs.
     catch_unwind(AssertUnwindSafe(|| {
         let mut progress = |progress| {
@@ -302,8 +314,12 @@ fn run(
             ControlFlow::Continue(())
         };
         match request {
-            Request::Edit(edit) => engine.edit(edit, &mut progress),
-            Request::Repose(repose) => engine.repose(repose, &mut progress),
+            Request::Edit(edit) => engine.edit(edit, &mut progress).map(|p| vec![p]),
+            Request::Repose(repose) => engine.repose(repose, &mut progress).map(|p| vec![p]),
+            Request::Sample { arch, seed, count } => engine.sample(*arch, *seed, *count),
+            Request::Interpolate { arch, from, steps } => {
+                engine.interpolate(*arch, (*from, from.wrapping_add(1)), *steps)
+            }
         }
     }))
     .unwrap_or_else(|panic| Err(EngineError::Input(panic_message(&*panic))))

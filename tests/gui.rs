@@ -334,3 +334,37 @@ fn a_damaged_picture_dropped_on_the_window_is_named_and_the_work_stays() {
         assert_eq!(harness.state().document(), &work, "{name}");
     }
 }
+
+#[test]
+fn a_clicked_sample_becomes_the_picture_as_one_undo_step() {
+    let mut harness = editor("gui-sample");
+    let original = harness.state().document().image.clone();
+    harness.get_by_label("Sample").click();
+    harness.step();
+    assert_eq!(harness.state().tool(), Tool::Sample);
+    harness.get_by_label("Generate").click();
+    harness.step();
+    wait_for_the_job(&mut harness);
+    harness.step();
+    assert_eq!(
+        harness.state().document().image,
+        original,
+        "sampling alone changes nothing"
+    );
+    harness.get_by_label("3").click();
+    harness.step();
+    let picked = harness.state().document().image.clone();
+    assert_ne!(picked, original);
+    assert_eq!(picked.dimensions(), (64, 64));
+    assert!(
+        harness
+            .state()
+            .document()
+            .mask
+            .pixels()
+            .all(|p| p.0[0] == 0)
+    );
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    harness.step();
+    assert_eq!(harness.state().document().image, original);
+}

@@ -1,7 +1,7 @@
 //! The editor (DESIGN §1, §6): paint a mask and a sketch over a picture and let the
 //! models regenerate the masked part on a background worker.
 //!
-//! Still to come (the editor issue): the sample tool (HiT), the WGSL canvas shaders.
+//! Still to come (the editor issue): the WGSL canvas shaders.
 
 use eframe::egui;
 mod app;

@@ -5,36 +5,78 @@ use std::time::Instant;
 
 use eframe::egui;
 
-use super::{EditorApp, Job, PICTURE, Tool};
+use super::{EditorApp, Job, JobKind, PICTURE, Tool};
 use crate::backend::BackendChoice;
 use crate::editor::strip::Strip;
 use crate::engine::{EditRequest, Engine, ReposeRequest};
 use crate::worker::{Event, Request, Worker};
 
+/// Faces per Sample.
+const GALLERY: usize = 8;
+
 impl EditorApp {
+    /// The Sample tool's controls: the generator, and interpolation between the faces of
+    /// the seed and the next seed.
+    pub(super) fn sample_controls(&mut self, ui: &mut egui::Ui) {
+        egui::ComboBox::from_label("generator")
+            .selected_text(self.generator.name())
+            .show_ui(ui, |ui| {
+                for arch in [crate::hit::Arch::Hit, crate::hit::Arch::Conv] {
+                    ui.selectable_value(&mut self.generator, arch, arch.name());
+                }
+            });
+        if ui
+            .button("Interpolate")
+            .on_hover_text("the faces between this seed's and the next seed's")
+            .clicked()
+        {
+            let request = Request::Interpolate {
+                arch: self.generator,
+                from: self.sampling.seed,
+                steps: GALLERY,
+            };
+            self.submit(request, ui.ctx());
+        }
+    }
+
     /// Sends the current picture, mask and sketch to the worker; a running job is
     /// superseded.
     pub(super) fn generate(&mut self, ctx: &egui::Context) {
-        let Some(request) = self.request() else {
-            return;
+        if let Some(request) = self.request() {
+            self.submit(request, ctx);
+        }
+    }
+
+    /// Hands a job to the worker (started on first use).
+    fn submit(&mut self, request: Request, ctx: &egui::Context) {
+        let kind = match request {
+            Request::Edit(_) => JobKind::Edit,
+            Request::Repose(_) => JobKind::Repose,
+            Request::Sample { .. } | Request::Interpolate { .. } => JobKind::Gallery,
         };
-        let repose = matches!(request, Request::Repose(_));
+        let candidates = match kind {
+            JobKind::Gallery => 1,
+            _ => self.candidates,
+        };
         let worker = self
             .worker
             .get_or_insert_with(|| spawn_worker(&self.models, self.backend, ctx.clone()));
         match worker {
             Ok(worker) => {
-                let id = worker.submit(request, self.candidates);
+                let id = worker.submit(request, candidates);
                 self.job = Some(Job {
                     id,
-                    repose,
+                    kind,
                     done: 0,
                     total: 0,
                     preview: None,
                     candidates: Vec::new(),
                     stages: Vec::new(),
                 });
-                self.status = format!("regenerating with {}", self.method.name());
+                self.status = match kind {
+                    JobKind::Gallery => format!("sampling with {}", self.generator.name()),
+                    _ => format!("regenerating with {}", self.method.name()),
+                };
             }
             Err(why) => self.status = format!("cannot start the models: {why}"),
         }
@@ -44,6 +86,13 @@ impl EditorApp {
     /// none (and a status saying why) when there is nothing to do.
     pub(super) fn request(&mut self) -> Option<Request> {
         let doc = &self.document;
+        if self.tool == Tool::Sample {
+            return Some(Request::Sample {
+                arch: self.generator,
+                seed: self.sampling.seed,
+                count: GALLERY,
+            });
+        }
         if let Tool::Pose(_) = self.tool {
             let (Some(pose), Some(target)) = (&doc.pose, &doc.target) else {
                 self.status = "place the skeleton first (Pose, Fit)".into();
@@ -120,19 +169,28 @@ impl EditorApp {
                 }
                 Event::Finished { image, seconds, .. } => {
                     let before = self.document.image.clone();
-                    let repose = self.job.as_ref().is_some_and(|j| j.repose);
+                    let kind = self.job.as_ref().map_or(JobKind::Edit, |j| j.kind);
                     let (candidates, stages) = self
                         .job
                         .take()
                         .map(|j| (j.candidates, j.stages))
                         .unwrap_or_default();
                     let labels = (1..=candidates.len()).map(|k| k.to_string()).collect();
+                    self.gallery = kind == JobKind::Gallery;
+                    if self.gallery {
+                        self.choices = Strip::new(candidates, labels, None);
+                        self.touched(PICTURE);
+                        self.status =
+                            format!("{} faces in {seconds:.2} s: click one", self.choices.len());
+                        continue;
+                    }
                     self.choices = Strip::new(candidates, labels, Some(0));
                     let (labels, images) = stages
                         .into_iter()
                         .map(|(cycle, level, image)| (format!("{}·t{level}", cycle + 1), image))
                         .unzip();
                     self.trajectory = Strip::new(images, labels, None);
+                    let repose = kind == JobKind::Repose;
                     self.change(|doc| {
                         doc.image = image;
                         if repose {

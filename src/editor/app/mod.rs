@@ -49,6 +49,19 @@ pub enum Tool {
     Sketch,
     /// Place the skeleton on the person (`Fit`) or move it where they should stand.
     Pose(PoseMode),
+    /// New faces from a generator, to click into the canvas.
+    Sample,
+}
+
+/// What a job makes, and what its result does to the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobKind {
+    /// The picture with the masked part regenerated.
+    Edit,
+    /// The picture with the person reposed (the pose moves to the target).
+    Repose,
+    /// A gallery of faces; the document changes only when one is clicked.
+    Gallery,
 }
 
 /// Which skeleton the Pose tool drags.
@@ -68,8 +81,7 @@ const TARGET_COLOR: egui::Color32 = egui::Color32::from_rgb(255, 170, 40);
 /// The job the worker runs for us.
 struct Job {
     id: u64,
-    /// A repose (the pose moves to the target when it finishes) or an edit.
-    repose: bool,
+    kind: JobKind,
     done: usize,
     total: usize,
     /// The latest preview, shown instead of the picture while the job runs.
@@ -99,6 +111,10 @@ pub struct EditorApp {
     candidates: usize,
     /// ImageBART's refinement cycles.
     cycles: usize,
+    /// The generator of the Sample tool.
+    generator: crate::hit::Arch,
+    /// Whether the candidates strip holds a gallery (a click replaces the picture).
+    gallery: bool,
     /// The last job's candidates, and ImageBART's trajectory.
     choices: Strip,
     trajectory: Strip,
@@ -136,6 +152,8 @@ impl EditorApp {
             live: false,
             candidates: 3,
             cycles: crate::engine::DEFAULT_CYCLES,
+            generator: crate::hit::Arch::Hit,
+            gallery: false,
             choices: Strip::default(),
             trajectory: Strip::default(),
             method: Method::Ilat,
@@ -257,9 +275,11 @@ impl EditorApp {
             if ui.selectable_label(posing, "Pose").clicked() && !posing {
                 self.pose_tool(PoseMode::Fit);
             }
+            ui.selectable_value(&mut self.tool, Tool::Sample, "Sample");
             match self.tool {
                 Tool::Pose(mode) => self.pose_controls(ui, mode),
-                _ => {
+                Tool::Sample => self.sample_controls(ui),
+                Tool::Mask | Tool::Sketch => {
                     ui.add(egui::Slider::new(&mut self.brush, 0.5..=32.0).text("brush"));
                 }
             }
@@ -346,11 +366,18 @@ impl EditorApp {
 
     /// Thumbnails of the last job's candidates; a click puts one in the picture.
     fn candidates_strip(&mut self, ui: &mut egui::Ui) {
-        if let Some(k) = self.choices.ui(ui, "candidates") {
+        let title = if self.gallery { "faces" } else { "candidates" };
+        if let Some(k) = self.choices.ui(ui, title) {
             let image = self.choices.image(k).clone();
             self.choices.choose(k);
-            self.change(|doc| doc.image = image);
-            self.status = format!("candidate {} of {}", k + 1, self.choices.len());
+            if self.gallery {
+                self.change(|doc| *doc = Document::new(image));
+                self.before = None;
+                self.status = format!("face {} is the picture now", k + 1);
+            } else {
+                self.change(|doc| doc.image = image);
+                self.status = format!("candidate {} of {}", k + 1, self.choices.len());
+            }
         }
     }
 
@@ -382,7 +409,7 @@ impl EditorApp {
         };
         let overlay = Overlay {
             mask: self.show_mask,
-            brush: (!matches!(self.tool, Tool::Pose(_))).then_some(self.brush),
+            brush: matches!(self.tool, Tool::Mask | Tool::Sketch).then_some(self.brush),
             skeletons,
         };
         let strokes = self.view.ui(ui, &pictures, &overlay);
@@ -391,6 +418,7 @@ impl EditorApp {
                 (StrokeEvent::Segment { from, to, erase }, Tool::Pose(mode)) => {
                     self.drag_joint(mode, from, to, erase);
                 }
+                (StrokeEvent::Segment { .. }, Tool::Sample) => {}
                 (StrokeEvent::Segment { from, to, erase }, Tool::Mask | Tool::Sketch) => {
                     let layer = match self.tool {
                         Tool::Sketch => Layer::Sketch,
