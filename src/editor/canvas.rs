@@ -10,8 +10,11 @@ use egui::{
 };
 use image::{GrayImage, RgbImage};
 
+use super::gpu::CanvasPaint;
 use super::skeleton;
 use crate::data::poses::Pose;
+use eframe::egui_wgpu;
+use std::sync::Arc;
 
 /// What the pointer did on the canvas this frame, in picture pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,6 +51,11 @@ pub struct CanvasView {
     last: Option<(f32, f32)>,
     /// Where the picture was shown in the last frame, in points.
     shown: Option<Rect>,
+    /// Whether the canvas is drawn by the WGSL shader (`gpu`), and the revisions and
+    /// size its textures hold.
+    gpu: bool,
+    gpu_revisions: [Option<u64>; 3],
+    gpu_size: [u32; 2],
 }
 
 /// What the canvas draws over the pictures.
@@ -64,6 +72,11 @@ pub struct Overlay<'a> {
 const MASK_TINT: [u8; 4] = [230, 40, 60, 120];
 
 impl CanvasView {
+    /// Draws with the WGSL shader from now on (when the renderer is wgpu).
+    pub fn use_gpu(&mut self, gpu: bool) {
+        self.gpu = gpu;
+    }
+
     /// Points per picture pixel as last shown (to turn a reach in points into pixels).
     pub fn scale(&self, picture_width: u32) -> f32 {
         self.shown
@@ -112,27 +125,94 @@ impl CanvasView {
         );
         self.shown = Some(shown);
         let to_picture = |p: Pos2| ((p.x - shown.min.x) / scale, (p.y - shown.min.y) / scale);
-        let textures = self.textures(ui.ctx(), pictures);
-        let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
-        painter.image(textures[0].id(), shown, uv, Color32::WHITE);
-        if overlay.mask {
-            painter.image(textures[1].id(), shown, uv, Color32::WHITE);
+        let pointer = response.hover_pos().or(response.interact_pointer_pos());
+        if self.gpu {
+            let brush = match (pointer, overlay.brush) {
+                (Some(p), Some(radius)) => {
+                    let (x, y) = to_picture(p);
+                    [x, y, radius]
+                }
+                _ => [0.0, 0.0, -1.0],
+            };
+            let paint = self.gpu_paint(pictures, overlay.mask, brush, scale);
+            painter.add(egui_wgpu::Callback::new_paint_callback(shown, paint));
+        } else {
+            self.paint_textures(ui.ctx(), &painter, pictures, shown, overlay.mask);
+            if let (Some(pointer), Some(brush)) = (pointer, overlay.brush) {
+                painter.circle_stroke(pointer, brush * scale, Stroke::new(1.0, Color32::WHITE));
+                painter.circle_stroke(
+                    pointer,
+                    brush * scale + 1.0,
+                    Stroke::new(1.0, Color32::BLACK),
+                );
+            }
         }
-        painter.image(textures[2].id(), shown, uv, Color32::WHITE);
         let to_screen = |x: f32, y: f32| shown.min + Vec2::new(x, y) * scale;
         for (pose, color) in &overlay.skeletons {
             painter.extend(skeleton::shapes(pose, to_screen, *color));
         }
-        let pointer = response.hover_pos().or(response.interact_pointer_pos());
-        if let (Some(pointer), Some(brush)) = (pointer, overlay.brush) {
-            painter.circle_stroke(pointer, brush * scale, Stroke::new(1.0, Color32::WHITE));
-            painter.circle_stroke(
-                pointer,
-                brush * scale + 1.0,
-                Stroke::new(1.0, Color32::BLACK),
-            );
-        }
         self.strokes(ui, &response, to_picture)
+    }
+
+    /// The CPU path: the layers as egui textures, one image each.
+    fn paint_textures(
+        &mut self,
+        ctx: &egui::Context,
+        painter: &egui::Painter,
+        pictures: &Pictures<'_>,
+        shown: Rect,
+        show_mask: bool,
+    ) {
+        let textures = self.textures(ctx, pictures);
+        let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
+        painter.image(textures[0].id(), shown, uv, Color32::WHITE);
+        if show_mask {
+            painter.image(textures[1].id(), shown, uv, Color32::WHITE);
+        }
+        painter.image(textures[2].id(), shown, uv, Color32::WHITE);
+    }
+
+    /// The GPU path's frame: the layers whose revision changed (all of them after a
+    /// change of size), the tint, the brush and the scale.
+    fn gpu_paint(
+        &mut self,
+        pictures: &Pictures<'_>,
+        show_mask: bool,
+        brush: [f32; 3],
+        scale: f32,
+    ) -> CanvasPaint {
+        let size = [pictures.image.width(), pictures.image.height()];
+        if size != self.gpu_size {
+            self.gpu_revisions = [None; 3];
+            self.gpu_size = size;
+        }
+        let mut uploads = Vec::new();
+        for layer in 0..3 {
+            let revision = pictures.revisions[layer];
+            if self.gpu_revisions[layer] == Some(revision) {
+                continue;
+            }
+            self.gpu_revisions[layer] = Some(revision);
+            let bytes = match layer {
+                0 => pictures
+                    .image
+                    .pixels()
+                    .flat_map(|p| [p.0[0], p.0[1], p.0[2], 255])
+                    .collect(),
+                1 => pictures.mask.as_raw().clone(),
+                _ => pictures.sketch.as_raw().clone(),
+            };
+            uploads.push((layer, Arc::new(bytes)));
+        }
+        let [r, g, b, a] = MASK_TINT;
+        CanvasPaint {
+            size,
+            uploads,
+            tint: [r, g, b, a].map(|c| c as f32 / 255.0),
+            brush,
+            scale,
+            show_mask,
+        }
     }
 
     /// Turns the pointer into segments: the primary button paints, the secondary one

@@ -10,6 +10,7 @@ mod canvas;
 mod demo;
 pub mod document;
 pub mod files;
+mod gpu;
 mod help;
 pub mod history;
 pub mod project;
@@ -62,7 +63,8 @@ pub fn run(
     eframe::run_native(
         "Tessera",
         options,
-        Box::new(move |_| {
+        Box::new(move |cc| {
+            let app = app.with_gpu(cc.wgpu_render_state.as_ref());
             Ok(Box::new(match demo {
                 Some(demo) => app.with_demo(demo),
                 None => app,

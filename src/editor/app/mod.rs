@@ -180,6 +180,24 @@ impl EditorApp {
         self
     }
 
+    /// Draws the canvas with the WGSL shader when the window renders with wgpu (its
+    /// render state given); otherwise with egui textures.
+    /// `TESSERA_CANVAS=egui` keeps the egui textures (for a driver that misdraws).
+    pub fn with_gpu(mut self, render_state: Option<&eframe::egui_wgpu::RenderState>) -> Self {
+        let wanted = std::env::var("TESSERA_CANVAS").map_or(true, |v| v != "egui");
+        let gpu = wanted && super::gpu::install(render_state);
+        tracing::info!(
+            "canvas drawn by {}",
+            if gpu {
+                "the WGSL shader"
+            } else {
+                "egui textures"
+            }
+        );
+        self.view.use_gpu(gpu);
+        self
+    }
+
     /// The tool in use.
     pub fn tool(&self) -> Tool {
         self.tool
