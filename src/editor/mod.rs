@@ -1,7 +1,8 @@
 //! The editor (DESIGN §1, §6): paint a mask and a sketch over a picture and let the
 //! models regenerate the masked part on a background worker.
 //!
-//! Still to come (the editor issue): the WGSL canvas shaders.
+//! The window renders with wgpu (the canvas then runs `shaders/canvas.wgsl`) or, when
+//! wgpu cannot start, with glow (the canvas paints egui textures).
 
 use eframe::egui;
 mod app;
@@ -54,22 +55,49 @@ pub fn run(
         }
         None => None,
     };
-    let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_title("Tessera")
-            .with_inner_size([960.0, 720.0]),
-        ..Default::default()
+    // wgpu first (the WGSL canvas), glow when wgpu cannot start; `TESSERA_RENDERER=glow`
+    // asks for glow directly.
+    let app = std::rc::Rc::new(std::cell::RefCell::new(Some(match demo {
+        Some(demo) => app.with_demo(demo),
+        None => app,
+    })));
+    let glow_only = std::env::var("TESSERA_RENDERER").is_ok_and(|v| v == "glow");
+    let renderers: &[eframe::Renderer] = if glow_only {
+        &[eframe::Renderer::Glow]
+    } else {
+        &[eframe::Renderer::Wgpu, eframe::Renderer::Glow]
     };
-    eframe::run_native(
-        "Tessera",
-        options,
-        Box::new(move |cc| {
-            let app = app.with_gpu(cc.wgpu_render_state.as_ref());
-            Ok(Box::new(match demo {
-                Some(demo) => app.with_demo(demo),
-                None => app,
-            }))
-        }),
-    )
-    .map_err(|err| anyhow::anyhow!("the editor window could not open: {err}"))
+    let mut failures = Vec::new();
+    for &renderer in renderers {
+        if app.borrow().is_none() {
+            break; // the window ran (or failed after starting): no second try
+        }
+        let options = eframe::NativeOptions {
+            viewport: egui::ViewportBuilder::default()
+                .with_title("Tessera")
+                .with_inner_size([960.0, 720.0]),
+            renderer,
+            ..Default::default()
+        };
+        let slot = std::rc::Rc::clone(&app);
+        let result = eframe::run_native(
+            "Tessera",
+            options,
+            Box::new(move |cc| {
+                let app = slot
+                    .borrow_mut()
+                    .take()
+                    .ok_or("the editor was already started")?;
+                Ok(Box::new(app.with_gpu(cc.wgpu_render_state.as_ref())))
+            }),
+        );
+        match result {
+            Ok(()) => return Ok(()),
+            Err(err) => {
+                tracing::warn!("the {renderer:?} renderer did not start: {err}");
+                failures.push(format!("{renderer:?}: {err}"));
+            }
+        }
+    }
+    anyhow::bail!("the editor window could not open ({})", failures.join("; "))
 }
