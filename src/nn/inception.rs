@@ -471,6 +471,41 @@ mod tests {
         );
     }
 
+    /// The known output: the features of scikit-image's CC0 photo of Chelsea computed
+    /// by `scripts/inception-reference.py`, a numpy interpreter of the module tree.
+    #[test]
+    fn features_match_the_numpy_reference() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let device = Device::flex();
+        let net = InceptionV3::load(
+            &crate::paths::data_dir().join("nets/inception_v3_fid.safetensors"),
+            &device,
+        )
+        .expect("run scripts/fetch-data.sh first");
+        let reference: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root.join("tests/reference/inception_chelsea.json"))
+                .expect("reference"),
+        )
+        .expect("json");
+        let want: Vec<f32> = reference["features"]
+            .as_array()
+            .expect("features")
+            .iter()
+            .map(|v| v.as_f64().unwrap_or(f64::NAN) as f32)
+            .collect();
+        let picture = image::open(root.join("assets/samples/imagenet/chelsea.png"))
+            .expect("sample")
+            .to_rgb8();
+        let got = net.features(&[picture], 1, &device).remove(0);
+        assert_eq!(want.len(), FEATURES);
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 2e-3, "largest difference {worst}");
+    }
+
     #[test]
     fn resizing_keeps_a_flat_picture_flat_and_maps_8_bit_to_the_graphs_range() {
         let flat = RgbImage::from_pixel(64, 64, image::Rgb([0, 128, 255]));
