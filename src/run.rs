@@ -389,6 +389,8 @@ fn edit(
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut failed = None;
+    let mut previous: Option<image::RgbImage> = None;
+    let mask = request.mask.clone();
     let result = engine.edit(&request, &mut |event| match (event, &opts.trajectory) {
         (
             EditProgress::Stage {
@@ -398,8 +400,16 @@ fn edit(
             },
             Some(dir),
         ) => {
+            // How much the masked part moved since the last stage: it settles as the
+            // refinement converges.
+            if let Some(before) = &previous {
+                let change = crate::metrics::mae_masked(before, &image, &mask);
+                eprintln!("cycle {cycle} level {level}: mean change {change:.4} in the mask");
+            }
             let path = dir.join(format!("cycle{cycle}-level{level}.png"));
-            match image.save(&path) {
+            let saved = image.save(&path);
+            previous = Some(image);
+            match saved {
                 Ok(()) => ControlFlow::Continue(()),
                 Err(err) => {
                     failed = Some(format!("writing {}: {err}", path.display()));
