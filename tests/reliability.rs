@@ -167,3 +167,60 @@ fn a_project_killed_mid_save_still_loads() {
         "at most one temporary beside the project: {leftovers:?}"
     );
 }
+
+#[test]
+fn damaged_and_foreign_model_files_are_named_with_what_to_do() {
+    let face = common::sample_faces().join("000901.png");
+    let dir = common::temp_dir("reliability-models-files");
+    let mask = dir.join("mask.png");
+    image::GrayImage::from_fn(64, 64, |x, _| image::Luma([if x < 20 { 255 } else { 0 }]))
+        .save(&mask)
+        .expect("mask");
+    let edit = |models: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["edit", "--backend", "cpu", "--models"])
+            .arg(models)
+            .arg("--image")
+            .arg(&face)
+            .arg("--mask")
+            .arg(&mask)
+            .arg("--out")
+            .arg(dir.join("out.png"))
+            .output()
+            .expect("run")
+    };
+    // Truncated weights.
+    let truncated = common::tiny_models("reliability-truncated");
+    let weights = truncated.join("ilat.bpk");
+    let bytes = std::fs::read(&weights).expect("weights");
+    std::fs::write(&weights, &bytes[..bytes.len() / 3]).expect("truncate");
+    // Weights of another architecture under the right name.
+    let foreign = common::tiny_models("reliability-foreign");
+    std::fs::copy(foreign.join("taming.json"), foreign.join("ilat.json")).expect("config");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(foreign.join("ilat.json")).expect("json"))
+            .expect("json");
+    config["n_layers"] = serde_json::json!(3);
+    std::fs::write(foreign.join("ilat.json"), config.to_string()).expect("config");
+    // A config of another version (a field it does not know and one missing).
+    let version = common::tiny_models("reliability-version");
+    std::fs::write(
+        version.join("ilat.json"),
+        r#"{"vocab": 64, "grid": 16, "width": 32}"#,
+    )
+    .expect("config");
+    for (models, says) in [
+        (&truncated, "ilat.bpk"),
+        (&foreign, "ilat"),
+        (&version, "ilat.json"),
+    ] {
+        let out = edit(models);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(
+            stderr.contains("git checkout") || stderr.contains("retrain"),
+            "says what to do: {stderr}"
+        );
+    }
+}
