@@ -65,7 +65,8 @@ pub struct EditOpts {
     /// Strokes guiding the regenerated part, same size: dark on white (iLAT, Taming).
     #[arg(long, value_name = "FILE")]
     pub sketch: Option<PathBuf>,
-    /// ImageBART's refinement cycles (each diffuses and denoises the masked part).
+    /// ImageBART's cycles: the first denoises the masked part from noise through the
+    /// whole chain, each further one diffuses it to level 1 and denoises it again.
     #[arg(long, default_value_t = crate::engine::DEFAULT_CYCLES)]
     pub cycles: usize,
     /// Write every stage of ImageBART's refinement into DIR as PNGs.
@@ -255,6 +256,11 @@ pub struct TrainCommon {
     /// Where to write the finished model (default: the models folder).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// When the run folder has no checkpoint, start from the trained model in DIR
+    /// (e.g. the committed `models/`), keeping its step count; the optimiser's
+    /// moments start anew.
+    #[arg(long, value_name = "DIR")]
+    pub warm_start: Option<PathBuf>,
 }
 
 /// Options of `tessera train ilat|taming`.
@@ -284,10 +290,6 @@ pub enum SketchInputArg {
 pub struct VqganTrainOpts {
     #[command(flatten)]
     pub common: TrainCommon,
-    /// When the run folder has no checkpoint, start from the trained model in DIR
-    /// (e.g. the committed `models/`), keeping its step count.
-    #[arg(long, value_name = "DIR")]
-    pub warm_start: Option<PathBuf>,
 }
 
 /// `tessera eval …`

@@ -173,7 +173,7 @@ fn train_vqgan(
             .run
             .unwrap_or_else(|| paths::runs_dir().join("vqgan")),
         out: opts.common.out.unwrap_or(models),
-        warm_start: opts.warm_start,
+        warm_start: opts.common.warm_start,
     };
     let backend = backend::select(choice)?;
     let psnr = crate::vqgan::train::train(&config, &train_paths, &backend.device.autodiff())?;
@@ -389,7 +389,8 @@ fn edit(
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut failed = None;
-    let mut previous: Option<image::RgbImage> = None;
+    let (mut previous, mut last_result): (Option<image::RgbImage>, Option<image::RgbImage>) =
+        (None, None);
     let mask = request.mask.clone();
     let result = engine.edit(&request, &mut |event| match (event, &opts.trajectory) {
         (
@@ -400,14 +401,26 @@ fn edit(
             },
             Some(dir),
         ) => {
-            // How much the masked part moved since the last stage: it settles as the
-            // refinement converges.
-            if let Some(before) = &previous {
-                let change = crate::metrics::mae_masked(before, &image, &mask);
-                eprintln!("cycle {cycle} level {level}: mean change {change:.4} in the mask");
+            // How much the masked part moved since the last stage, and since the last
+            // cycle's result: it settles as the refinement converges.
+            let change = |before: &Option<image::RgbImage>| {
+                before.as_ref().map_or(String::from("-"), |b| {
+                    format!("{:.4}", crate::metrics::mae_masked(b, &image, &mask))
+                })
+            };
+            let mut line = format!(
+                "\rcycle {cycle} level {level}: mean change in the mask {} since the last stage",
+                change(&previous)
+            );
+            if level == 0 {
+                line += &format!(", {} since the last cycle's result", change(&last_result));
             }
+            eprintln!("{line}");
             let path = dir.join(format!("cycle{cycle}-level{level}.png"));
             let saved = image.save(&path);
+            if level == 0 {
+                last_result = Some(image.clone());
+            }
             previous = Some(image);
             match saved {
                 Ok(()) => ControlFlow::Continue(()),
@@ -528,6 +541,7 @@ fn destination(common: TrainCommon, name: &str, default_out: PathBuf) -> Destina
         run: common.run.unwrap_or_else(|| paths::runs_dir().join(name)),
         out: common.out.unwrap_or(default_out),
         name: name.to_string(),
+        warm_start: common.warm_start,
     }
 }
 

@@ -301,6 +301,9 @@ pub struct Destination {
     pub out: PathBuf,
     /// The model's name there.
     pub name: String,
+    /// A folder holding a trained `NAME` to start from when the run has no
+    /// checkpoint (a machine with only the committed models).
+    pub warm_start: Option<PathBuf>,
 }
 
 /// The one training loop of the token models: opens (or resumes) the run, draws a
@@ -334,12 +337,20 @@ where
         .with_weight_decay(o.weight_decay)
         .init();
     let mut state = Trainee { model, optim };
-    let start = match resume {
-        Some((dir, progress)) => {
+    let start = match (resume, &to.warm_start) {
+        (Some((dir, progress)), _) => {
             state = state.resume(&dir)?;
             progress.step
         }
-        None => 0,
+        (None, Some(dir)) => {
+            let weights = dir.join(format!("{}.bpk", to.name));
+            state.model = crate::store::load_weights(state.model, &weights)?;
+            let progress = read_progress(dir, &to.name);
+            tracing::info!("warm start from {} at {:?}", weights.display(), progress);
+            run.set_resumed(progress);
+            progress.step
+        }
+        (None, None) => 0,
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(o.seed ^ (start as u64).wrapping_mul(0x9e37));
     let mut test_loss = f64::NAN;
@@ -358,6 +369,7 @@ where
         run.tick();
     }
     run.finish();
+    run.write_progress(&to.name, start.max(o.steps))?;
     crate::store::save_model(&to.out, &to.name, model_config, state.model.valid())?;
     copy_progress(&to.run, &to.out, &to.name)?;
     Ok(test_loss)
@@ -456,6 +468,81 @@ mod tests {
         assert_eq!(progress.step, 7);
         assert_eq!(std::fs::read(path.join("part")).expect("part"), b"seven");
         std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// A least-squares fit of `y = 2x` by one linear unit, in `fit`.
+    fn fit_line(to: &Destination, steps: usize) -> burn::nn::Linear {
+        use burn::prelude::*;
+        let device = Device::flex().autodiff();
+        device.seed(5);
+        let config = burn::nn::LinearConfig::new(1, 1);
+        let optimization = Optimization::new()
+            .with_steps(steps)
+            .with_warmup(1)
+            .with_lr(0.05)
+            .with_checkpoint_every(2);
+        let xs = Tensor::<2>::from_floats([[1.0], [-0.5], [2.0]], &device);
+        let loss = |model: &burn::nn::Linear, x: &Tensor<2>| {
+            (model.forward(x.clone()) - x.clone() * 2.0)
+                .powi_scalar(2)
+                .mean()
+        };
+        fit(
+            &optimization,
+            to,
+            (&optimization, &config),
+            config.init(&device),
+            &xs,
+            |_| xs.clone(),
+            loss,
+        )
+        .expect("fit");
+        let (model, _) = crate::store::load_model(
+            &to.out,
+            &to.name,
+            &device,
+            |c: &burn::nn::LinearConfig, d| c.init(d),
+        )
+        .expect("the written model");
+        model
+    }
+
+    #[test]
+    fn a_warm_start_continues_from_the_written_model() {
+        let root = std::env::temp_dir().join(format!("tessera-warm-{}", std::process::id()));
+        let first = Destination {
+            run: root.join("run-a"),
+            out: root.join("models"),
+            name: "line".into(),
+            warm_start: None,
+        };
+        let trained = fit_line(&first, 4);
+        assert_eq!(read_progress(&first.out, "line").step, 4);
+        // Another machine: no run folder, only the written model.
+        let second = Destination {
+            run: root.join("run-b"),
+            warm_start: Some(first.out.clone()),
+            ..first.clone()
+        };
+        let continued = fit_line(&second, 4);
+        assert_eq!(
+            trained.weight.val().into_data(),
+            continued.weight.val().into_data(),
+            "a run already at its last step keeps the model as it was"
+        );
+        let further = fit_line(
+            &Destination {
+                run: root.join("run-c"),
+                ..second.clone()
+            },
+            8,
+        );
+        assert_eq!(read_progress(&first.out, "line").step, 8);
+        assert_ne!(
+            trained.weight.val().into_data(),
+            further.weight.val().into_data()
+        );
+        std::fs::remove_dir_all(&root).expect("cleanup");
     }
 
     #[test]

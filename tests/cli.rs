@@ -262,8 +262,7 @@ fn an_imagebart_edit_writes_its_trajectory_and_eval_completion_reports_both_meth
             "cycle0-level1.png",
             "cycle0-level2.png",
             "cycle1-level0.png",
-            "cycle1-level1.png",
-            "cycle1-level2.png"
+            "cycle1-level1.png"
         ]
     );
     let eval = Command::new(env!("CARGO_BIN_EXE_tessera"))

@@ -104,8 +104,9 @@ impl Demo {
                 .copied()
         };
         tracing::info!(
-            "frames while the edit ran: {}, median {:.1} ms, 95th percentile {:.1} ms, worst {:.1} ms",
+            "frames while the edit ran: {} over {:.2} s, median {:.1} ms, 95th percentile {:.1} ms, worst {:.1} ms",
             times.len(),
+            times.iter().sum::<f64>(),
             1e3 * at(0.5).unwrap_or(f64::NAN),
             1e3 * at(0.95).unwrap_or(f64::NAN),
             1e3 * at(1.0).unwrap_or(f64::NAN),

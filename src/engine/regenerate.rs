@@ -195,7 +195,7 @@ impl Engine {
     ) -> Result<Vec<usize>, EngineError> {
         let (schedule, models) = self.chain()?;
         let chain = Chain { models, schedule };
-        let total = cycles * (schedule.steps() + 1);
+        let total = chain.stages(cycles);
         let mut done = 0;
         let mut rng = StdRng::seed_from_u64(t.job.sampling.seed);
         chain

@@ -3,7 +3,9 @@
 //! faces from augmented generated ones (non-saturating logistic loss, R1 on the real
 //! ones every few steps, scaled up to match), then the generator learns to fool it.
 //! Both use Adam with β = (0, 0.99). Resumable checkpoints hold both networks and
-//! their optimisers; a grid of fixed-seed samples is written every so often.
+//! their optimisers; a grid of fixed-seed samples is written every so often. The
+//! discriminator is written beside the generator (`NAME-discriminator`), so a run can
+//! also continue from the committed models.
 
 use std::path::PathBuf;
 
@@ -20,6 +22,7 @@ use super::loss::{discriminator_loss, generator_loss, r1_penalty};
 use super::{Sampler, SamplerConfig, latent};
 use crate::data::convert::{images_to_tensor, tensor_to_images, tile};
 use crate::data::faces::{augment, load_folder};
+use crate::store;
 use crate::training::{self, Destination, Run, TrainError, Trainee};
 
 /// Everything a GAN run needs besides data.
@@ -109,13 +112,25 @@ pub fn train(
         model: config.discriminator.init(device),
         optim: adam(),
     };
-    let start = match resume {
-        Some((dir, progress)) => {
+    let name = &paths.to.name;
+    let start = match (resume, &paths.to.warm_start) {
+        (Some((dir, progress)), _) => {
             g = g.resume(&dir.join("generator"))?;
             d = d.resume(&dir.join("discriminator"))?;
             progress.step
         }
-        None => 0,
+        // Adam with β1 = 0 keeps no momentum, so restarting its second moments from
+        // zero costs a few dozen steps of re-estimation, not the run.
+        (None, Some(dir)) => {
+            g.model = store::load_weights(g.model, &dir.join(format!("{name}.bpk")))?;
+            let critic = dir.join(format!("{}.bpk", discriminator_name(name)));
+            d.model = store::load_weights(d.model, &critic)?;
+            let progress = training::read_progress(dir, name);
+            tracing::info!("warm start from {} at {:?}", dir.display(), progress);
+            run.set_resumed(progress);
+            progress.step
+        }
+        (None, None) => 0,
     };
     let size = config.generator.latent();
     let mut rng = StdRng::seed_from_u64(config.seed ^ (start as u64).wrapping_mul(0x9e37));
@@ -150,13 +165,28 @@ pub fn train(
         run.tick();
     }
     run.finish();
-    crate::store::save_model(
-        &paths.to.out,
-        &paths.to.name,
-        &config.generator,
-        g.model.valid(),
-    )?;
-    training::copy_progress(&paths.to.run, &paths.to.out, &paths.to.name)?;
+    run.write_progress(name, start.max(config.steps))?;
+    save_pair(&paths.to.out, name, config, (&g, &d))?;
+    training::copy_progress(&paths.to.run, &paths.to.out, name)?;
+    Ok(())
+}
+
+/// The name the discriminator of generator `name` is written under.
+pub fn discriminator_name(name: &str) -> String {
+    format!("{name}-discriminator")
+}
+
+/// Writes the generator as `name` into `dir`, and its discriminator beside it, so a
+/// machine with only the written models can continue the run (`--warm-start`).
+fn save_pair(
+    dir: &std::path::Path,
+    name: &str,
+    config: &HitTrainingConfig,
+    (g, d): (&Trainee<Sampler>, &Trainee<Discriminator>),
+) -> Result<(), TrainError> {
+    store::save_model(dir, name, &config.generator, g.model.valid())?;
+    let critic = discriminator_name(name);
+    store::save_model(dir, &critic, &config.discriminator, d.model.valid())?;
     Ok(())
 }
 
@@ -175,12 +205,7 @@ fn checkpoint(
         g.write_into(&dir.join("generator"))?;
         d.write_into(&dir.join("discriminator"))
     })?;
-    crate::store::save_model(
-        run.dir(),
-        &paths.to.name,
-        &config.generator,
-        g.model.valid(),
-    )?;
+    save_pair(run.dir(), &paths.to.name, config, (g, d))?;
     run.write_progress(&paths.to.name, step)?;
     let grid = sample_grid(
         &g.model.valid(),
@@ -249,5 +274,62 @@ mod tests {
         }
         let grid = sample_grid(&g.model.valid(), 8, &Device::flex());
         assert_eq!(grid.dimensions(), (256, 256));
+    }
+
+    #[test]
+    fn a_run_continues_from_the_written_generator_and_discriminator() {
+        let root = std::env::temp_dir().join(format!("tessera-gan-warm-{}", std::process::id()));
+        let faces = root.join("faces");
+        std::fs::create_dir_all(&faces).expect("faces folder");
+        for i in 0..3u8 {
+            RgbImage::from_fn(64, 64, |x, y| {
+                image::Rgb([x as u8 * 4, y as u8 * 4, i * 80])
+            })
+            .save(faces.join(format!("{i}.png")))
+            .expect("face");
+        }
+        let tiny = SamplerConfig::new(Arch::Conv).with_conv(
+            ConvGeneratorConfig::new()
+                .with_width(16)
+                .with_min_width(8)
+                .with_latent(8),
+        );
+        let config = |steps| {
+            HitTrainingConfig::new(tiny.clone())
+                .with_discriminator(DiscriminatorConfig::new().with_width(8).with_max_width(16))
+                .with_steps(steps)
+                .with_batch(2)
+                .with_checkpoint_every(2)
+        };
+        let paths = |run: &str, warm_start: Option<PathBuf>| HitTrainingPaths {
+            train: faces.clone(),
+            to: Destination {
+                run: root.join(run),
+                out: root.join("models"),
+                name: "conv".into(),
+                warm_start,
+            },
+        };
+        let device = Device::flex().autodiff();
+        let weights = |name: &str| std::fs::read(root.join("models").join(name)).expect("weights");
+        train(&config(2), &paths("run-a", None), &device).expect("first run");
+        let (generator, critic) = (weights("conv.bpk"), weights("conv-discriminator.bpk"));
+        // Another machine: no run folder, the written models only.
+        let models = Some(root.join("models"));
+        train(&config(2), &paths("run-b", models.clone()), &device).expect("nothing to do");
+        assert_eq!(
+            weights("conv.bpk"),
+            generator,
+            "no step left: the generator stays"
+        );
+        assert_eq!(weights("conv-discriminator.bpk"), critic);
+        train(&config(3), &paths("run-c", models), &device).expect("one more step");
+        assert_eq!(
+            training::read_progress(&root.join("models"), "conv").step,
+            3
+        );
+        assert_ne!(weights("conv.bpk"), generator);
+        assert_ne!(weights("conv-discriminator.bpk"), critic);
+        std::fs::remove_dir_all(&root).expect("cleanup");
     }
 }

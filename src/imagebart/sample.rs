@@ -93,6 +93,10 @@ pub struct Stage {
     pub grid: Vec<usize>,
 }
 
+/// The level every refinement cycle after the first diffuses to: the lowest, which
+/// keeps the most of the sample (`ᾱ_1` of its tokens).
+pub const REFINE_LEVEL: usize = 1;
+
 /// The reverse chain: `models[t − 1]` is the step `t → t − 1`.
 #[derive(Clone, Copy)]
 pub struct Chain<'a> {
@@ -101,10 +105,14 @@ pub struct Chain<'a> {
 }
 
 impl Chain<'_> {
-    /// The masked forward-backward process (App. A.3): `cycles` times, the `free`
-    /// tokens of the grid are diffused to level `T` and denoised level by level; every
-    /// other token never changes. `on_stage` sees each grid and may cancel. Returns
-    /// the final grid.
+    /// The masked forward-backward process (App. A.3). The first cycle starts the
+    /// `free` tokens of the grid as random codes (`x_T`) and denoises them level by
+    /// level; every later cycle diffuses them to level [`REFINE_LEVEL`] only and
+    /// denoises that level again, so a cycle keeps part of the sample and redraws the
+    /// rest in view of everything around it, and the sample settles (diffusing to `T`
+    /// every cycle would draw independent samples, as a left-to-right model does).
+    /// Every other token never changes. `on_stage` sees each grid and may cancel.
+    /// Returns the final grid.
     pub fn refine(
         &self,
         grid: &[usize],
@@ -113,12 +121,12 @@ impl Chain<'_> {
         rng: &mut impl Rng,
         on_stage: &mut dyn FnMut(&Stage) -> ControlFlow<()>,
     ) -> Result<Vec<usize>, Cancelled> {
-        let steps = self.schedule.steps();
         let mut x_0 = grid.to_vec();
         for cycle in 0..cycles {
-            let mut x = self.schedule.diffuse(&x_0, steps, Some(free), rng);
-            report(on_stage, cycle, steps, &x)?;
-            for t in (1..=steps).rev() {
+            let top = self.start_level(cycle);
+            let mut x = self.schedule.diffuse(&x_0, top, Some(free), rng);
+            report(on_stage, cycle, top, &x)?;
+            for t in (1..=top).rev() {
                 let known = Known { tokens: &x_0, free };
                 x = reverse_step(&self.models[t - 1], &x, Some(known), sampling, rng);
                 report(on_stage, cycle, t - 1, &x)?;
@@ -126,6 +134,19 @@ impl Chain<'_> {
             x_0 = x;
         }
         Ok(x_0)
+    }
+
+    /// The level cycle `cycle` of a refinement diffuses to.
+    fn start_level(&self, cycle: usize) -> usize {
+        match cycle {
+            0 => self.schedule.steps(),
+            _ => REFINE_LEVEL.min(self.schedule.steps()),
+        }
+    }
+
+    /// How many grids a refinement of `cycles` reports.
+    pub fn stages(&self, cycles: usize) -> usize {
+        (0..cycles).map(|c| self.start_level(c) + 1).sum()
     }
 
     /// A sample of the whole chain: `x_T` uniform noise, then every reverse step.
@@ -207,9 +228,9 @@ mod tests {
                 )
                 .expect("not cancelled");
             assert_eq!(
-                stages,
-                2 * 3,
-                "a diffused grid and two denoised ones per cycle"
+                (stages, chain.stages(2)),
+                (3 + 2, 3 + 2),
+                "the first cycle: the noise and two denoised grids; the next: one of each"
             );
             assert_eq!(out.len(), 16);
         }
