@@ -13,7 +13,9 @@ use burn::tensor::activation::leaky_relu;
 #[derive(Config, Debug)]
 pub struct DiscriminatorConfig {
     /// Channels after the first convolution; each block doubles them up to `max_width`.
-    #[config(default = 32)]
+    /// 16 rather than 32: the 64x64 level's convolutions are most of a training step,
+    /// and halving its width made a HiT step 1.7x faster here (1.16 → 0.69 s at batch 8).
+    #[config(default = 16)]
     pub width: usize,
     #[config(default = 256)]
     pub max_width: usize,

@@ -45,7 +45,8 @@ pub struct HitTrainingConfig {
     /// R1 every this many steps (lazy regularisation), scaled by it.
     #[config(default = 4)]
     pub r1_every: usize,
-    #[config(default = 500)]
+    /// Steps between checkpoints and sample grids (~10 minutes here).
+    #[config(default = 250)]
     pub checkpoint_every: usize,
     #[config(default = 20)]
     pub log_every: usize,
