@@ -368,3 +368,27 @@ fn a_clicked_sample_becomes_the_picture_as_one_undo_step() {
     harness.step();
     assert_eq!(harness.state().document().image, original);
 }
+
+#[test]
+fn an_imagebart_edit_shows_its_refinement_and_changes_only_the_mask() {
+    let mut harness = editor("gui-imagebart");
+    let original = harness.state().document().image.clone();
+    drag(&mut harness, PointerButton::Primary, LEFT, RIGHT);
+    harness.get_by_label("method").click();
+    harness.step();
+    harness.step(); // the list opens, then lays out its entries
+    harness.get_by_label("imagebart").click();
+    harness.step();
+    harness.get_by_label("Generate").click();
+    harness.step();
+    wait_for_the_job(&mut harness);
+    let doc = harness.state().document();
+    common::assert_only_masked_pixels_change(&original, &doc.mask, &doc.image);
+    // The first cycle descends from noise through every level; the next ones start
+    // from level 1 (thumbnails are labelled cycle·level).
+    let shown = |label| harness.query_all_by_label(label).next().is_some();
+    for label in ["1·t2", "1·t1", "1·t0", "2·t1", "2·t0"] {
+        assert!(shown(label), "stage {label}");
+    }
+    assert!(!shown("2·t2"));
+}
