@@ -8,9 +8,21 @@
 //! blocks of `n = p²` positions.
 
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
+
+/// A dense layer initialised as HiT's (truncated normal, σ = 0.02, in the paper's
+/// code): burn's default Kaiming init starts the generator with outputs so large that
+/// its pictures begin saturated.
+pub fn dense(d_in: usize, d_out: usize, device: &Device) -> Linear {
+    LinearConfig::new(d_in, d_out)
+        .with_initializer(Initializer::Normal {
+            mean: 0.0,
+            std: 0.02,
+        })
+        .init(device)
+}
 
 /// Blocks a map into `p`x`p` patches: `[B, H, W, C]` → `[B, (H/p)(W/p), p², C]`, blocks
 /// in raster order, positions within a block in raster order.
@@ -66,10 +78,10 @@ impl MultiAxisAttentionConfig {
         let d = self.d_model;
         let head = d / self.n_heads;
         MultiAxisAttention {
-            query: LinearConfig::new(d, d).init(device),
-            key: LinearConfig::new(d, head).init(device),
-            value: LinearConfig::new(d, head).init(device),
-            out: LinearConfig::new(d, d).init(device),
+            query: dense(d, d, device),
+            key: dense(d, head, device),
+            value: dense(d, head, device),
+            out: dense(d, d, device),
             n_heads: self.n_heads,
         }
     }

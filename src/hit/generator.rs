@@ -11,11 +11,13 @@
 //! batch together, and a sample must not depend on what else is in its batch.
 
 use burn::module::{Module, Param};
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, softmax, tanh};
 
-use super::blocks::{MultiAxisAttention, MultiAxisAttentionConfig, block, pixel_shuffle, unblock};
+use super::blocks::{
+    MultiAxisAttention, MultiAxisAttentionConfig, block, dense, pixel_shuffle, unblock,
+};
 
 /// One stage: its side, width, heads, self-attention layers (0 = MLP only) and block.
 #[derive(Config, Debug, Copy)]
@@ -73,9 +75,10 @@ impl GeneratorConfig {
             })
             .collect();
         HitGenerator {
-            to_map: LinearConfig::new(self.latent, 64 * first).init(device),
-            to_z: LinearConfig::new(self.latent, 64 * self.z_dim).init(device),
+            to_map: dense(self.latent, 64 * first, device),
+            to_z: dense(self.latent, 64 * self.z_dim, device),
             z_positions: Param::from_tensor(Tensor::zeros([1, 64, self.z_dim], device)),
+            z_norm: LayerNormConfig::new(self.z_dim).init(device),
             stages,
             latent: self.latent,
             z_dim: self.z_dim,
@@ -126,8 +129,8 @@ impl Mlp {
     fn new(d: usize, device: &Device) -> Self {
         Self {
             norm: LayerNormConfig::new(d).init(device),
-            fc1: LinearConfig::new(d, 4 * d).init(device),
-            fc2: LinearConfig::new(4 * d, d).init(device),
+            fc1: dense(d, 4 * d, device),
+            fc2: dense(4 * d, d, device),
         }
     }
 
@@ -155,8 +158,9 @@ struct Stage {
     layers: Vec<AttentionLayer>,
     /// MLP of a high-resolution stage.
     mlp: Option<Mlp>,
-    /// RGB output of a high-resolution stage.
-    rgb: Option<Linear>,
+    /// RGB output of a high-resolution stage, normalised first (the paper's
+    /// `SkipToRGB`): the residual stream's scale grows with depth.
+    rgb: Option<(LayerNorm, Linear)>,
     /// After the pixel shuffle, to the next stage's width.
     next: Option<Linear>,
     side: usize,
@@ -171,10 +175,10 @@ impl Stage {
             positions: Param::from_tensor(Tensor::zeros([1, s.side * s.side, d], device)),
             cross: CrossAttention {
                 norm: LayerNormConfig::new(d).init(device),
-                query: LinearConfig::new(d, d).init(device),
-                key: LinearConfig::new(z_dim, d / s.n_heads).init(device),
-                value: LinearConfig::new(z_dim, d / s.n_heads).init(device),
-                out: LinearConfig::new(d, d).init(device),
+                query: dense(d, d, device),
+                key: dense(z_dim, d / s.n_heads, device),
+                value: dense(z_dim, d / s.n_heads, device),
+                out: dense(d, d, device),
                 n_heads: s.n_heads,
             },
             layers: (0..s.attention_layers)
@@ -185,8 +189,8 @@ impl Stage {
                 })
                 .collect(),
             mlp: high.then(|| Mlp::new(d, device)),
-            rgb: high.then(|| LinearConfig::new(d, 3).init(device)),
-            next: next.map(|n| LinearConfig::new(d / 4, n).init(device)),
+            rgb: high.then(|| (LayerNormConfig::new(d).init(device), dense(d, 3, device))),
+            next: next.map(|n| dense(d / 4, n, device)),
             side: s.side,
             block: s.block,
         }
@@ -210,10 +214,10 @@ impl Stage {
         if let Some(mlp) = &self.mlp {
             x = mlp.forward(x);
         }
-        let rgb = self
-            .rgb
-            .as_ref()
-            .map(|rgb| rgb.forward(x.clone()).reshape([b, self.side, self.side, 3]));
+        let rgb = self.rgb.as_ref().map(|(norm, rgb)| {
+            rgb.forward(norm.forward(x.clone()))
+                .reshape([b, self.side, self.side, 3])
+        });
         (x, rgb)
     }
 
@@ -241,6 +245,8 @@ pub struct HitGenerator {
     to_map: Linear,
     to_z: Linear,
     z_positions: Param<Tensor<3>>,
+    /// Normalises the latent embedding, as the paper's code does.
+    z_norm: LayerNorm,
     stages: Vec<Stage>,
     latent: usize,
     z_dim: usize,
@@ -259,8 +265,9 @@ impl HitGenerator {
     pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
         let [b, _] = z.dims();
         let first = self.stages.first().map_or(0, |s| s.positions.dims()[2]);
-        let latent =
-            self.to_z.forward(z.clone()).reshape([b, 64, self.z_dim]) + self.z_positions.val();
+        let latent = self.z_norm.forward(
+            self.to_z.forward(z.clone()).reshape([b, 64, self.z_dim]) + self.z_positions.val(),
+        );
         let mut x = self.to_map.forward(z).reshape([b, 64, first]);
         let mut image: Option<Tensor<4>> = None;
         for stage in &self.stages {
