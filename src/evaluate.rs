@@ -15,7 +15,9 @@ use crate::data::masks::random_mask;
 use crate::data::people::{DILATION, Part, People, repose_region};
 use crate::data::poses::keypoints_path;
 use crate::data::sketch::Xdog;
-use crate::engine::{DEFAULT_CYCLES, EditRequest, Engine, EngineError, Method, ReposeRequest};
+use crate::engine::{
+    DEFAULT_CYCLES, EditRequest, Engine, EngineError, Generator, Method, ReposeRequest,
+};
 use crate::ilat::model::Guidance;
 use crate::ilat::sample::Sampling;
 use crate::metrics;
@@ -377,7 +379,11 @@ pub fn hit(engine: &mut Engine, data: &Path, n: usize) -> Result<HitReport, Eval
         let mut pictures = Vec::with_capacity(n);
         for first in (0..n).step_by(50) {
             let count = 50.min(n - first);
-            pictures.extend(engine.sample(arch, 1_000_000 + first as u64, count)?);
+            pictures.extend(engine.sample(
+                Generator::Gan(arch),
+                1_000_000 + first as u64,
+                count,
+            )?);
         }
         let samples_per_second = n as f64 / start.elapsed().as_secs_f64();
         let generated = features(&pictures);

@@ -10,8 +10,8 @@ use crate::cli::{
     ReposeOpts, SampleModel, SampleOpts, SketchInputArg, TrainCommon, TrainModel, TrainedMethod,
     VqganTrainOpts,
 };
-use crate::hit::SamplerConfig;
 use crate::hit::train::{HitTrainingConfig, HitTrainingPaths};
+use crate::hit::{Arch, SamplerConfig};
 use crate::ilat::model::{Guidance, IlatConfig, SketchInput};
 use crate::ilat::train::{IlatTrainingConfig, IlatTrainingPaths, Objective, TrainingData};
 use crate::imagebart::model::ReverseConfig;
@@ -21,7 +21,7 @@ use std::ops::ControlFlow;
 
 use crate::data::convert::{open_image, tile};
 use crate::data::poses::Pose;
-use crate::engine::{EditProgress, EditRequest, Engine, Method, ReposeRequest};
+use crate::engine::{EditProgress, EditRequest, Engine, Generator, Method, ReposeRequest};
 use crate::vqgan::train::{VqganTrainingConfig, VqganTrainingPaths};
 use crate::vqgan::{DiscriminatorConfig, VqganConfig};
 use crate::{backend, bench, data, evaluate, paths, report};
@@ -471,8 +471,8 @@ fn sample(
     let mut engine = Engine::new(models, choice)?;
     let pictures = match opts.model {
         SampleModel::Imagebart => engine.sample_imagebart(opts.seed, opts.n, opts.top_k)?,
-        SampleModel::Hit => engine.sample(crate::hit::Arch::Hit, opts.seed, opts.n)?,
-        SampleModel::Conv => engine.sample(crate::hit::Arch::Conv, opts.seed, opts.n)?,
+        SampleModel::Hit => engine.sample(Generator::Gan(Arch::Hit), opts.seed, opts.n)?,
+        SampleModel::Conv => engine.sample(Generator::Gan(Arch::Conv), opts.seed, opts.n)?,
     };
     write_output(&tile(&pictures, 0), &opts.out, format)
 }

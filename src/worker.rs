@@ -15,7 +15,9 @@ use std::time::Instant;
 
 use image::RgbImage;
 
-use crate::engine::{EditProgress, EditRequest, Engine, EngineError, ReposeRequest, TokenGrid};
+use crate::engine::{
+    EditProgress, EditRequest, Engine, EngineError, Generator, ReposeRequest, TokenGrid,
+};
 use crate::hit::Arch;
 
 /// A job for the models.
@@ -26,8 +28,12 @@ pub enum Request {
     Edit(EditRequest),
     /// Regenerate a person in a new pose.
     Repose(ReposeRequest),
-    /// New faces from a generator, one per seed from `seed` on (one candidate each).
-    Sample { arch: Arch, seed: u64, count: usize },
+    /// New pictures from a generator, one per seed from `seed` on (one candidate each).
+    Sample {
+        generator: Generator,
+        seed: u64,
+        count: usize,
+    },
     /// Faces on the way from seed `from`'s face to seed `from + 1`'s.
     Interpolate { arch: Arch, from: u64, steps: usize },
 }
@@ -316,7 +322,11 @@ fn run(
         match request {
             Request::Edit(edit) => engine.edit(edit, &mut progress).map(|p| vec![p]),
             Request::Repose(repose) => engine.repose(repose, &mut progress).map(|p| vec![p]),
-            Request::Sample { arch, seed, count } => engine.sample(*arch, *seed, *count),
+            Request::Sample {
+                generator,
+                seed,
+                count,
+            } => engine.sample(*generator, *seed, *count),
             Request::Interpolate { arch, from, steps } => {
                 engine.interpolate(*arch, (*from, from.wrapping_add(1)), *steps)
             }

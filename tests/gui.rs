@@ -113,6 +113,15 @@ fn a_finished_edit_changes_pixels_only_inside_the_mask() {
     assert_eq!(harness.state().document().image, original);
 }
 
+/// Picks `item` in the drop-down list labelled `list`.
+fn choose(harness: &mut Harness<'_, EditorApp>, list: &str, item: &str) {
+    harness.get_by_label(list).click();
+    harness.step();
+    harness.step(); // the list opens, then lays out its entries
+    harness.get_by_label(item).click();
+    harness.step();
+}
+
 fn wait_for_the_job(harness: &mut Harness<'_, EditorApp>) {
     let start = Instant::now();
     while harness.state().busy() && start.elapsed() < Duration::from_secs(120) {
@@ -374,11 +383,7 @@ fn an_imagebart_edit_shows_its_refinement_and_changes_only_the_mask() {
     let mut harness = editor("gui-imagebart");
     let original = harness.state().document().image.clone();
     drag(&mut harness, PointerButton::Primary, LEFT, RIGHT);
-    harness.get_by_label("method").click();
-    harness.step();
-    harness.step(); // the list opens, then lays out its entries
-    harness.get_by_label("imagebart").click();
-    harness.step();
+    choose(&mut harness, "method", "imagebart");
     harness.get_by_label("Generate").click();
     harness.step();
     wait_for_the_job(&mut harness);
@@ -391,4 +396,35 @@ fn an_imagebart_edit_shows_its_refinement_and_changes_only_the_mask() {
         assert!(shown(label), "stage {label}");
     }
     assert!(!shown("2·t2"));
+}
+
+#[test]
+fn the_sample_tool_also_draws_from_imagebart_and_a_click_takes_one() {
+    let mut harness = editor("gui-sample-imagebart");
+    let original = harness.state().document().image.clone();
+    harness.get_by_label("Sample").click();
+    harness.step();
+    assert!(
+        harness.query_by_label("Interpolate").is_some(),
+        "HiT can interpolate"
+    );
+    choose(&mut harness, "generator", "imagebart");
+    assert!(
+        harness.query_by_label("Interpolate").is_none(),
+        "ImageBART has no latent to interpolate in"
+    );
+    harness.get_by_label("Generate").click();
+    harness.step();
+    wait_for_the_job(&mut harness);
+    harness.step();
+    assert!(
+        harness.state().status().contains("faces"),
+        "{}",
+        harness.state().status()
+    );
+    harness.get_by_label("2").click();
+    harness.step();
+    let picked = harness.state().document().image.clone();
+    assert_ne!(picked, original);
+    assert_eq!(picked.dimensions(), (64, 64));
 }

@@ -145,6 +145,40 @@ pub enum EditProgress {
     },
 }
 
+/// What the Sample tool draws new pictures from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generator {
+    /// A GAN generator: HiT or its convolutional baseline.
+    Gan(Arch),
+    /// ImageBART's whole reverse chain from noise (the token-model gallery).
+    Imagebart,
+}
+
+impl Generator {
+    /// Every generator, in the order the editor lists them.
+    pub const ALL: [Generator; 3] = [
+        Generator::Gan(Arch::Hit),
+        Generator::Gan(Arch::Conv),
+        Generator::Imagebart,
+    ];
+
+    /// Its name (the model's, for the GANs).
+    pub fn name(self) -> &'static str {
+        match self {
+            Generator::Gan(arch) => arch.name(),
+            Generator::Imagebart => "imagebart",
+        }
+    }
+
+    /// The GAN behind it: only a GAN has a latent space to interpolate in.
+    pub fn gan(self) -> Option<Arch> {
+        match self {
+            Generator::Gan(arch) => Some(arch),
+            Generator::Imagebart => None,
+        }
+    }
+}
+
 /// ImageBART's refinement cycles unless asked otherwise: upper-half completion of the
 /// held-out faces gains 0.8 dB from 3 cycles to 6 and 0.4 dB more at 10, each cycle
 /// costing ~0.16 s (models/README.md).
@@ -443,14 +477,20 @@ impl Engine {
             .ok_or_else(|| EngineError::Input(format!("generator {} unavailable", arch.name())))
     }
 
-    /// `n` new faces from generator `arch`, the k-th from seed `seed + k`: the same seed
-    /// gives the same face.
+    /// `n` new pictures from `generator`, the k-th from seed `seed + k`: the same seed
+    /// gives the same picture (ImageBART's with top-k as in edits).
     pub fn sample(
         &mut self,
-        arch: Arch,
+        generator: Generator,
         seed: u64,
         n: usize,
     ) -> Result<Vec<RgbImage>, EngineError> {
+        let arch = match generator {
+            Generator::Gan(arch) => arch,
+            Generator::Imagebart => {
+                return self.sample_imagebart(seed, n, Sampling::default().top_k);
+            }
+        };
         let device = self.backend.device.clone();
         let (sampler, size) = self.sampler(arch)?;
         let codes: Vec<Tensor<1>> = (0..n as u64)

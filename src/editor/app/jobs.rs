@@ -8,7 +8,7 @@ use eframe::egui;
 use super::{EditorApp, Job, JobKind, PICTURE, Tool};
 use crate::backend::BackendChoice;
 use crate::editor::strip::Strip;
-use crate::engine::{EditRequest, Engine, Method, ReposeRequest};
+use crate::engine::{EditRequest, Engine, Generator, Method, ReposeRequest};
 use crate::ilat::model::Guidance;
 use crate::worker::{Event, Request, Worker};
 
@@ -22,17 +22,20 @@ impl EditorApp {
         egui::ComboBox::from_label("generator")
             .selected_text(self.generator.name())
             .show_ui(ui, |ui| {
-                for arch in [crate::hit::Arch::Hit, crate::hit::Arch::Conv] {
-                    ui.selectable_value(&mut self.generator, arch, arch.name());
+                for generator in Generator::ALL {
+                    ui.selectable_value(&mut self.generator, generator, generator.name());
                 }
             });
+        let Some(arch) = self.generator.gan() else {
+            return; // ImageBART's pictures have no latent space to walk through
+        };
         if ui
             .button("Interpolate")
             .on_hover_text("the faces between this seed's and the next seed's")
             .clicked()
         {
             let request = Request::Interpolate {
-                arch: self.generator,
+                arch,
                 from: self.sampling.seed,
                 steps: GALLERY,
             };
@@ -89,7 +92,7 @@ impl EditorApp {
         let doc = &self.document;
         if self.tool == Tool::Sample {
             return Some(Request::Sample {
-                arch: self.generator,
+                generator: self.generator,
                 seed: self.sampling.seed,
                 count: GALLERY,
             });

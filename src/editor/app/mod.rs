@@ -112,7 +112,7 @@ pub struct EditorApp {
     /// ImageBART's refinement cycles.
     cycles: usize,
     /// The generator of the Sample tool.
-    generator: crate::hit::Arch,
+    generator: crate::engine::Generator,
     /// Whether the candidates strip holds a gallery (a click replaces the picture).
     gallery: bool,
     /// The last job's candidates, and ImageBART's trajectory.
@@ -152,7 +152,7 @@ impl EditorApp {
             live: false,
             candidates: 3,
             cycles: crate::engine::DEFAULT_CYCLES,
-            generator: crate::hit::Arch::Hit,
+            generator: crate::engine::Generator::Gan(crate::hit::Arch::Hit),
             gallery: false,
             choices: Strip::default(),
             trajectory: Strip::default(),
