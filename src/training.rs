@@ -343,12 +343,9 @@ where
             progress.step
         }
         (None, Some(dir)) => {
-            let weights = dir.join(format!("{}.bpk", to.name));
-            state.model = crate::store::load_weights(state.model, &weights)?;
-            let progress = read_progress(dir, &to.name);
-            tracing::info!("warm start from {} at {:?}", weights.display(), progress);
-            run.set_resumed(progress);
-            progress.step
+            let step;
+            (state, step) = state.warm_start(dir, &to.name, &mut run)?;
+            step
         }
         (None, None) => 0,
     };
@@ -411,6 +408,22 @@ impl<M: burn::module::Module + Clone> Trainee<M> {
                 .optim
                 .load_record(crate::store::load_optimizer(&dir.join("optim.bpk"))?),
         })
+    }
+
+    /// Starts from the model `name` written into `dir` (weights only, the optimiser
+    /// anew) and counts its recorded progress as done in `run`; returns the step.
+    pub fn warm_start(
+        self,
+        dir: &Path,
+        name: &str,
+        run: &mut Run,
+    ) -> Result<(Self, usize), TrainError> {
+        let weights = dir.join(format!("{name}.bpk"));
+        let model = crate::store::load_weights(self.model, &weights)?;
+        let progress = read_progress(dir, name);
+        tracing::info!("warm start from {} at {:?}", weights.display(), progress);
+        run.set_resumed(progress);
+        Ok((Self { model, ..self }, progress.step))
     }
 
     /// Writes the weights and optimiser state into a checkpoint folder.

@@ -123,13 +123,11 @@ pub fn train(
         // Adam with β1 = 0 keeps no momentum, so restarting its second moments from
         // zero costs a few dozen steps of re-estimation, not the run.
         (None, Some(dir)) => {
-            g.model = store::load_weights(g.model, &dir.join(format!("{name}.bpk")))?;
             let critic = dir.join(format!("{}.bpk", discriminator_name(name)));
             d.model = store::load_weights(d.model, &critic)?;
-            let progress = training::read_progress(dir, name);
-            tracing::info!("warm start from {} at {:?}", dir.display(), progress);
-            run.set_resumed(progress);
-            progress.step
+            let step;
+            (g, step) = g.warm_start(dir, name, &mut run)?;
+            step
         }
         (None, None) => 0,
     };
@@ -173,7 +171,7 @@ pub fn train(
 }
 
 /// The name the discriminator of generator `name` is written under.
-pub fn discriminator_name(name: &str) -> String {
+fn discriminator_name(name: &str) -> String {
     format!("{name}-discriminator")
 }
 
