@@ -122,6 +122,13 @@ fn choose(harness: &mut Harness<'_, EditorApp>, list: &str, item: &str) {
     harness.step();
 }
 
+/// Presses Generate and waits for the job to finish.
+fn generate(harness: &mut Harness<'_, EditorApp>) {
+    harness.get_by_label("Generate").click();
+    harness.step();
+    wait_for_the_job(harness);
+}
+
 fn wait_for_the_job(harness: &mut Harness<'_, EditorApp>) {
     let start = Instant::now();
     while harness.state().busy() && start.elapsed() < Duration::from_secs(120) {
@@ -191,9 +198,7 @@ fn dragging_a_joint_moves_the_target_and_generate_reposes_inside_both_skeletons(
     assert!(doc.target.as_ref().expect("target").joints[9].visible);
     let new_pose = doc.target.clone().expect("target");
     // Generate reposes: only pixels inside the union of both skeletons change.
-    harness.get_by_label("Generate").click();
-    harness.step();
-    wait_for_the_job(&mut harness);
+    generate(&mut harness);
     let doc = harness.state().document();
     let (mask, _) = repose_region(&pose, &new_pose, picture.dimensions(), DILATION, 64)
         .expect("visible joints");
@@ -314,9 +319,7 @@ fn a_damaged_project_is_refused_and_neither_file_nor_work_is_lost() {
 fn picking_another_candidate_puts_it_in_the_picture_as_one_undo_step() {
     let mut harness = editor("gui-candidates");
     drag(&mut harness, PointerButton::Primary, LEFT, RIGHT);
-    harness.get_by_label("Generate").click();
-    harness.step();
-    wait_for_the_job(&mut harness);
+    generate(&mut harness);
     harness.step();
     let first = harness.state().document().image.clone();
     harness.get_by_label("2").click();
@@ -351,9 +354,7 @@ fn a_clicked_sample_becomes_the_picture_as_one_undo_step() {
     harness.get_by_label("Sample").click();
     harness.step();
     assert_eq!(harness.state().tool(), Tool::Sample);
-    harness.get_by_label("Generate").click();
-    harness.step();
-    wait_for_the_job(&mut harness);
+    generate(&mut harness);
     harness.step();
     assert_eq!(
         harness.state().document().image,
@@ -384,9 +385,7 @@ fn an_imagebart_edit_shows_its_refinement_and_changes_only_the_mask() {
     let original = harness.state().document().image.clone();
     drag(&mut harness, PointerButton::Primary, LEFT, RIGHT);
     choose(&mut harness, "method", "imagebart");
-    harness.get_by_label("Generate").click();
-    harness.step();
-    wait_for_the_job(&mut harness);
+    generate(&mut harness);
     let doc = harness.state().document();
     common::assert_only_masked_pixels_change(&original, &doc.mask, &doc.image);
     // The first cycle descends from noise through every level; the next ones start
@@ -413,9 +412,7 @@ fn the_sample_tool_also_draws_from_imagebart_and_a_click_takes_one() {
         harness.query_by_label("Interpolate").is_none(),
         "ImageBART has no latent to interpolate in"
     );
-    harness.get_by_label("Generate").click();
-    harness.step();
-    wait_for_the_job(&mut harness);
+    generate(&mut harness);
     harness.step();
     assert!(
         harness.state().status().contains("faces"),
