@@ -122,6 +122,10 @@ pub struct SampleOpts {
     /// Sample among the K most likely tokens (0 = all).
     #[arg(long, default_value_t = 100)]
     pub top_k: usize,
+    /// Instead of a grid, a strip of --n faces on the way from --seed's face to this
+    /// seed's (HiT and conv: only a GAN has a latent space to walk).
+    #[arg(long, value_name = "SEED")]
+    pub interpolate_to: Option<u64>,
     /// Where to write the grid (PNG or JPEG by extension).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,

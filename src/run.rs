@@ -468,13 +468,24 @@ fn sample(
     if opts.n == 0 {
         bail!("--n must be at least 1");
     }
-    let mut engine = Engine::new(models, choice)?;
-    let pictures = match opts.model {
-        SampleModel::Imagebart => engine.sample_imagebart(opts.seed, opts.n, opts.top_k)?,
-        SampleModel::Hit => engine.sample(Generator::Gan(Arch::Hit), opts.seed, opts.n)?,
-        SampleModel::Conv => engine.sample(Generator::Gan(Arch::Conv), opts.seed, opts.n)?,
+    let generator = match opts.model {
+        SampleModel::Imagebart => Generator::Imagebart,
+        SampleModel::Hit => Generator::Gan(Arch::Hit),
+        SampleModel::Conv => Generator::Gan(Arch::Conv),
     };
-    write_output(&tile(&pictures, 0), &opts.out, format)
+    if opts.interpolate_to.is_some() && generator.gan().is_none() {
+        bail!("--interpolate-to needs a GAN (--model hit or conv): ImageBART has no latent space");
+    }
+    let mut engine = Engine::new(models, choice)?;
+    let (pictures, columns) = match (generator, opts.interpolate_to) {
+        (Generator::Gan(arch), Some(to)) => (
+            engine.interpolate(arch, (opts.seed, to), opts.n)?,
+            opts.n.max(2),
+        ),
+        (Generator::Imagebart, _) => (engine.sample_imagebart(opts.seed, opts.n, opts.top_k)?, 0),
+        (gan, None) => (engine.sample(gan, opts.seed, opts.n)?, 0),
+    };
+    write_output(&tile(&pictures, columns), &opts.out, format)
 }
 
 /// Shows a job's token count on the terminal.

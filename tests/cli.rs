@@ -226,6 +226,72 @@ fn sample_writes_a_square_grid_for_every_generator() {
 }
 
 #[test]
+fn sample_interpolate_to_writes_a_strip_from_one_seeds_face_to_the_others() {
+    let models = common::tiny_models("cli-interpolate");
+    let dir = common::temp_dir("cli-interpolate-files");
+    let run = |args: &[&str], out: &str| {
+        let result = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["sample", "--backend", "cpu", "--models"])
+            .arg(&models)
+            .args(args)
+            .arg("--out")
+            .arg(dir.join(out))
+            .output()
+            .expect("run");
+        (result, image::open(dir.join(out)).map(|i| i.to_rgb8()))
+    };
+    let (_, first) = run(&["--model", "hit", "--seed", "4", "--n", "1"], "a.png");
+    let (_, last) = run(&["--model", "hit", "--seed", "9", "--n", "1"], "b.png");
+    let (result, strip) = run(
+        &[
+            "--model",
+            "hit",
+            "--seed",
+            "4",
+            "--interpolate-to",
+            "9",
+            "--n",
+            "5",
+        ],
+        "strip.png",
+    );
+    assert!(result.status.success(), "{}", stderr(&result));
+    let strip = strip.expect("strip");
+    assert_eq!(strip.dimensions(), (5 * 64, 64));
+    let at = |x: u32| image::imageops::crop_imm(&strip, x, 0, 64, 64).to_image();
+    let close = |a: &image::RgbImage, b: &image::RgbImage| {
+        a.as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .all(|(p, q)| p.abs_diff(*q) <= 1)
+    };
+    let (first, last) = (first.expect("seed 4"), last.expect("seed 9"));
+    assert!(close(&at(0), &first), "the strip starts at seed 4's face");
+    assert!(close(&at(4 * 64), &last), "and ends at seed 9's");
+    let distance = |a: &image::RgbImage, b: &image::RgbImage| -> u64 {
+        a.as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(p, q)| u64::from(p.abs_diff(*q)))
+            .sum()
+    };
+    let middle = at(2 * 64);
+    assert!(
+        distance(&middle, &first) > 0 && distance(&middle, &last) > 0,
+        "the middle is neither end: {} {} (ends {} apart)",
+        distance(&middle, &first),
+        distance(&middle, &last),
+        distance(&first, &last)
+    );
+    let (refused, _) = run(
+        &["--model", "imagebart", "--interpolate-to", "9"],
+        "never.png",
+    );
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("latent"), "{}", stderr(&refused));
+}
+
+#[test]
 fn an_imagebart_edit_writes_its_trajectory_and_eval_completion_reports_both_methods() {
     let models = common::tiny_models("cli-imagebart");
     let dir = common::temp_dir("cli-imagebart-files");
