@@ -2,10 +2,12 @@
 //! hit|conv]`, App. A.4): per step, the discriminator learns to tell augmented real
 //! faces from augmented generated ones (non-saturating logistic loss, R1 on the real
 //! ones every few steps, scaled up to match), then the generator learns to fool it.
-//! Both use Adam with β = (0, 0.99). Resumable checkpoints hold both networks and
-//! their optimisers; a grid of fixed-seed samples is written every so often. The
-//! discriminator is written beside the generator (`NAME-discriminator`), so a run can
-//! also continue from the committed models.
+//! Both use Adam with β = (0, 0.99); how often pictures are augmented adapts to the
+//! discriminator's overfitting. Resumable checkpoints hold both networks, their
+//! optimisers and the augmentation probability; a grid of fixed-seed samples is
+//! written every so often. The discriminator and the probability are written beside
+//! the generator (`NAME-discriminator`, `NAME-augment.json`), so a run can also
+//! continue from the committed models.
 
 use std::path::PathBuf;
 
@@ -16,14 +18,14 @@ use image::RgbImage;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::augment::diff_augment;
+use super::augment::AdaptiveAugment;
 use super::discriminator::{Discriminator, DiscriminatorConfig};
 use super::loss::{discriminator_loss, generator_loss, r1_penalty};
 use super::{Sampler, SamplerConfig, latent};
 use crate::data::convert::{images_to_tensor, tensor_to_images, tile};
 use crate::data::faces::{augment, load_folder};
 use crate::store;
-use crate::training::{self, Destination, Run, TrainError, Trainee};
+use crate::training::{self, Destination, Run, RunError, TrainError, Trainee};
 
 /// Everything a GAN run needs besides data.
 #[derive(Config, Debug)]
@@ -39,13 +41,11 @@ pub struct HitTrainingConfig {
     /// Adam's learning rate for the generator (the paper's).
     #[config(default = 1e-4)]
     pub lr: f64,
-    /// Adam's learning rate for the discriminator: four times the generator's, as
-    /// SAGAN's two time-scale rule (Zhang et al. 2019; Heusel et al. 2017). At the
-    /// generator's rate, under DiffAugment, the discriminator never got ahead: its loss
-    /// sat at chance with logits within ±0.04 of zero for real and generated faces
-    /// alike, while alone against fixed samples it learnt in a few dozen steps. At
-    /// twice the rate the baseline's discriminator woke up and HiT's did not.
-    #[config(default = 4e-4)]
+    /// Adam's learning rate for the discriminator: twice the generator's, a two
+    /// time-scale rule (Heusel et al. 2017) so that it keeps up with the generator. At
+    /// four times, with β1 = 0, its logits swung by ±0.5 from step to step in unison for
+    /// real and generated faces.
+    #[config(default = 2e-4)]
     pub d_lr: f64,
     /// R1 weight γ. 0.1, not the γ = 10 of the paper (and DESIGN): the gradient a
     /// discriminator needs to tell two pictures apart grows as their distance shrinks,
@@ -127,10 +127,12 @@ pub fn train(
         optim: adam(),
     };
     let name = &paths.to.name;
+    let mut augment = AdaptiveAugment::default();
     let start = match (resume, &paths.to.warm_start) {
         (Some((dir, progress)), _) => {
             g = g.resume(&dir.join("generator"))?;
             d = d.resume(&dir.join("discriminator"))?;
+            augment = load_augment(&dir.join(AUGMENT_FILE))?;
             progress.step
         }
         // Adam with β1 = 0 keeps no momentum, so restarting its second moments from
@@ -138,6 +140,7 @@ pub fn train(
         (None, Some(dir)) => {
             let critic = dir.join(format!("{}.bpk", discriminator_name(name)));
             d.model = store::load_weights(d.model, &critic)?;
+            augment = load_augment(&dir.join(augment_name(name)))?;
             let step;
             (g, step) = g.warm_start(dir, name, &mut run)?;
             step
@@ -153,8 +156,9 @@ pub fn train(
             .model
             .forward(latents(config.batch, size, &mut rng, device))
             .detach();
-        let real_logits = d.model.forward(diff_augment(real.clone(), &mut rng));
-        let fake_logits = d.model.forward(diff_augment(fake, &mut rng));
+        let real_logits = d.model.forward(augment.apply(real.clone(), &mut rng));
+        augment.observe(&host(real_logits.clone()));
+        let fake_logits = d.model.forward(augment.apply(fake, &mut rng));
         let mut loss = discriminator_loss(real_logits, fake_logits);
         if step % config.r1_every == 0 {
             let plain = d.model.forward(real.clone());
@@ -166,19 +170,24 @@ pub fn train(
         let fake = g
             .model
             .forward(latents(config.batch, size, &mut rng, device));
-        let logits = d.model.forward(diff_augment(fake, &mut rng));
+        let logits = d.model.forward(augment.apply(fake, &mut rng));
         let g_loss = g.step(config.lr, generator_loss(logits));
         if (step + 1) % config.log_every == 0 {
-            run.log(step + 1, &[("d_loss", d_loss), ("g_loss", g_loss)])?;
+            let losses = [
+                ("d_loss", d_loss),
+                ("g_loss", g_loss),
+                ("augment_p", augment.p),
+            ];
+            run.log(step + 1, &losses)?;
         }
         if (step + 1) % config.checkpoint_every == 0 || step + 1 == config.steps {
-            checkpoint(&run, &g, &d, config, paths, step + 1, device)?;
+            checkpoint(&run, (&g, &d, &augment), config, paths, step + 1, device)?;
         }
         run.tick();
     }
     run.finish();
     run.write_progress(name, start.max(config.steps))?;
-    save_pair(&paths.to.out, name, config, (&g, &d))?;
+    save_pair(&paths.to.out, name, config, (&g, &d, &augment))?;
     training::copy_progress(&paths.to.run, &paths.to.out, name)?;
     Ok(())
 }
@@ -188,17 +197,54 @@ fn discriminator_name(name: &str) -> String {
     format!("{name}-discriminator")
 }
 
-/// Writes the generator as `name` into `dir`, and its discriminator beside it, so a
-/// machine with only the written models can continue the run (`--warm-start`).
+/// The file the augmentation probability of generator `name` is written to.
+fn augment_name(name: &str) -> String {
+    format!("{name}-augment.json")
+}
+
+/// The augmentation probability's file in a checkpoint folder.
+const AUGMENT_FILE: &str = "augment.json";
+
+/// The networks of a run and its augmentation.
+type Players<'a> = (
+    &'a Trainee<Sampler>,
+    &'a Trainee<Discriminator>,
+    &'a AdaptiveAugment,
+);
+
+fn load_augment(path: &std::path::Path) -> Result<AdaptiveAugment, TrainError> {
+    AdaptiveAugment::load(path).map_err(|e| augment_error(path, e).into())
+}
+
+fn save_augment(augment: &AdaptiveAugment, path: &std::path::Path) -> Result<(), RunError> {
+    augment.save(path).map_err(|e| augment_error(path, e))
+}
+
+fn augment_error(path: &std::path::Path, err: std::io::Error) -> RunError {
+    RunError::Io {
+        path: path.to_path_buf(),
+        reason: err.to_string(),
+    }
+}
+
+/// A tensor's values on the host.
+fn host(t: Tensor<1>) -> Vec<f32> {
+    t.into_data().try_into_vec().unwrap_or_default()
+}
+
+/// Writes the generator as `name` into `dir`, and its discriminator and augmentation
+/// beside it, so a machine with only the written models can continue the run
+/// (`--warm-start`).
 fn save_pair(
     dir: &std::path::Path,
     name: &str,
     config: &HitTrainingConfig,
-    (g, d): (&Trainee<Sampler>, &Trainee<Discriminator>),
+    (g, d, augment): Players,
 ) -> Result<(), TrainError> {
     store::save_model(dir, name, &config.generator, g.model.valid())?;
     let critic = discriminator_name(name);
     store::save_model(dir, &critic, &config.discriminator, d.model.valid())?;
+    save_augment(augment, &dir.join(augment_name(name)))?;
     Ok(())
 }
 
@@ -206,8 +252,7 @@ fn save_pair(
 /// a sample grid.
 fn checkpoint(
     run: &Run,
-    g: &Trainee<Sampler>,
-    d: &Trainee<Discriminator>,
+    (g, d, augment): Players,
     config: &HitTrainingConfig,
     paths: &HitTrainingPaths,
     step: usize,
@@ -215,9 +260,10 @@ fn checkpoint(
 ) -> Result<(), TrainError> {
     run.checkpoint(step, |dir| {
         g.write_into(&dir.join("generator"))?;
-        d.write_into(&dir.join("discriminator"))
+        d.write_into(&dir.join("discriminator"))?;
+        save_augment(augment, &dir.join(AUGMENT_FILE))
     })?;
-    save_pair(run.dir(), &paths.to.name, config, (g, d))?;
+    save_pair(run.dir(), &paths.to.name, config, (g, d, augment))?;
     run.write_progress(&paths.to.name, step)?;
     let grid = sample_grid(
         &g.model.valid(),
@@ -326,6 +372,7 @@ mod tests {
         let weights = |name: &str| std::fs::read(root.join("models").join(name)).expect("weights");
         train(&config(2), &paths("run-a", None), &device).expect("first run");
         let (generator, critic) = (weights("conv.bpk"), weights("conv-discriminator.bpk"));
+        assert!(root.join("models").join(augment_name("conv")).exists());
         // Another machine: no run folder, the written models only.
         let models = Some(root.join("models"));
         train(&config(2), &paths("run-b", models.clone()), &device).expect("nothing to do");
