@@ -113,7 +113,7 @@ mod tests {
             .with_codebook_size(32)
             .with_code_dim(8);
         let config = VqganTrainingConfig::new(model.clone(), DiscriminatorConfig::new());
-        let dir = std::env::temp_dir().join(format!("tessera-warm-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("tessera-vqgan-warm-{}", std::process::id()));
         let trained = model.init(&device);
         store::save_model(&dir, "vqgan", &model, trained.clone()).expect("save");
         std::fs::write(
