@@ -49,7 +49,7 @@ pub enum TrainError {
     Config(String),
 }
 
-fn io_error(path: &Path) -> impl Fn(std::io::Error) -> RunError + '_ {
+pub(crate) fn io_error(path: &Path) -> impl Fn(std::io::Error) -> RunError + '_ {
     move |err| RunError::Io {
         path: path.to_path_buf(),
         reason: err.to_string(),

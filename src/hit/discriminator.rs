@@ -29,10 +29,10 @@ const SLOPE: f64 = 0.2;
 
 /// He initialisation for a layer behind a leaky ReLU of slope `slope` (1 for a layer
 /// behind none): weights of variance `2 / ((1 + slope²) fan_in)` keep the signal's
-/// variance from layer to layer. burn's
-/// default (variance `1 / (3 fan_in)`) shrinks it ~6x per convolution, so a fresh
-/// discriminator was nearly linear (its residual branches carried <10 % of the signal)
-/// and, under DiffAugment, could not tell even blocky generated faces from real ones.
+/// variance from layer to layer. burn's default (variance `1 / (3 fan_in)`) shrinks it
+/// ~6x per convolution, so a fresh discriminator was nearly linear (its residual
+/// branches carried <10 % of the signal) and, under DiffAugment, could not tell even
+/// blocky generated faces from real ones.
 fn he(slope: f64) -> Initializer {
     Initializer::KaimingNormal {
         gain: (2.0 / (1.0 + slope * slope)).sqrt(),

@@ -212,19 +212,12 @@ type Players<'a> = (
     &'a AdaptiveAugment,
 );
 
-fn load_augment(path: &std::path::Path) -> Result<AdaptiveAugment, TrainError> {
-    AdaptiveAugment::load(path).map_err(|e| augment_error(path, e).into())
+fn load_augment(path: &std::path::Path) -> Result<AdaptiveAugment, RunError> {
+    AdaptiveAugment::load(path).map_err(training::io_error(path))
 }
 
 fn save_augment(augment: &AdaptiveAugment, path: &std::path::Path) -> Result<(), RunError> {
-    augment.save(path).map_err(|e| augment_error(path, e))
-}
-
-fn augment_error(path: &std::path::Path, err: std::io::Error) -> RunError {
-    RunError::Io {
-        path: path.to_path_buf(),
-        reason: err.to_string(),
-    }
+    augment.save(path).map_err(training::io_error(path))
 }
 
 /// A tensor's values on the host.
