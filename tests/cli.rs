@@ -291,6 +291,83 @@ fn sample_interpolate_to_writes_a_strip_from_one_seeds_face_to_the_others() {
     assert!(stderr(&refused).contains("latent"), "{}", stderr(&refused));
 }
 
+/// A data folder with four held-out and four training faces from the repository's
+/// samples and the InceptionV3 weights of the real one (`scripts/fetch-data.sh`).
+fn small_face_data(tag: &str) -> std::path::PathBuf {
+    let data = common::temp_dir(tag);
+    let faces: Vec<_> = std::fs::read_dir(common::sample_faces())
+        .expect("sample faces")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    for (part, files) in [("test", &faces[..4]), ("train", &faces[4..8])] {
+        let folder = data.join("faces").join(part);
+        std::fs::create_dir_all(&folder).expect("faces folder");
+        for file in files {
+            std::fs::copy(file, folder.join(file.file_name().expect("name"))).expect("copy");
+        }
+    }
+    let weights = "nets/inception_v3_fid.safetensors";
+    std::fs::create_dir_all(data.join("nets")).expect("nets folder");
+    std::fs::copy(tessera::paths::data_dir().join(weights), data.join(weights))
+        .expect("run scripts/fetch-data.sh first");
+    data
+}
+
+#[test]
+fn eval_hit_reports_both_generators_with_the_kid_as_distance_and_names_missing_weights() {
+    let models = common::tiny_models("cli-eval-hit");
+    let data = small_face_data("cli-eval-hit-data");
+    let eval = |data: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args([
+                "eval",
+                "hit",
+                "--backend",
+                "cpu",
+                "--samples",
+                "4",
+                "--json",
+            ])
+            .arg("--models")
+            .arg(&models)
+            .env("TESSERA_DATA", data)
+            .output()
+            .expect("run")
+    };
+    let result = eval(&data);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let report: serde_json::Value =
+        serde_json::from_slice(&result.stdout).expect("one JSON object");
+    assert_eq!(
+        (&report["samples"], &report["held_out"], &report["train"]),
+        (&4.into(), &4.into(), &4.into())
+    );
+    let rows = report["rows"].as_array().expect("rows");
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["model"].as_str().expect("model"))
+        .collect();
+    assert_eq!(names, ["hit", "conv"]);
+    for row in rows {
+        for key in ["fid", "kid", "fid_train", "kid_train", "samples_per_second"] {
+            let value = row[key].as_f64().unwrap_or(f64::NAN);
+            assert!(value.is_finite(), "{key} in {row}");
+        }
+        assert_eq!(row["distance"], row["kid"], "{row}");
+        assert!(row["fid"].as_f64().expect("fid") > 0.0, "{row}");
+    }
+
+    std::fs::remove_file(data.join("nets/inception_v3_fid.safetensors")).expect("remove");
+    let refused = eval(&data);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("inception_v3_fid"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
 #[test]
 fn an_imagebart_edit_writes_its_trajectory_and_eval_completion_reports_both_methods() {
     let models = common::tiny_models("cli-imagebart");
