@@ -40,6 +40,16 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A report's rows and the value of `key` in each, in order.
+fn rows_by(report: &serde_json::Value, key: &str) -> (Vec<serde_json::Value>, Vec<String>) {
+    let rows = report["rows"].as_array().expect("rows").clone();
+    let names = rows
+        .iter()
+        .map(|r| r[key].as_str().expect(key).to_owned())
+        .collect();
+    (rows, names)
+}
+
 #[test]
 fn eval_vqgan_prints_one_json_object_with_the_documented_keys() {
     let models = common::tiny_models("cli-json");
@@ -295,11 +305,12 @@ fn sample_interpolate_to_writes_a_strip_from_one_seeds_face_to_the_others() {
 /// samples and the InceptionV3 weights of the real one (`scripts/fetch-data.sh`).
 fn small_face_data(tag: &str) -> std::path::PathBuf {
     let data = common::temp_dir(tag);
-    let faces: Vec<_> = std::fs::read_dir(common::sample_faces())
+    let mut faces: Vec<_> = std::fs::read_dir(common::sample_faces())
         .expect("sample faces")
         .filter_map(Result::ok)
         .map(|e| e.path())
         .collect();
+    faces.sort();
     for (part, files) in [("test", &faces[..4]), ("train", &faces[4..8])] {
         let folder = data.join("faces").join(part);
         std::fs::create_dir_all(&folder).expect("faces folder");
@@ -343,13 +354,9 @@ fn eval_hit_reports_both_generators_with_the_kid_as_distance_and_names_missing_w
         (&report["samples"], &report["held_out"], &report["train"]),
         (&4.into(), &4.into(), &4.into())
     );
-    let rows = report["rows"].as_array().expect("rows");
-    let names: Vec<&str> = rows
-        .iter()
-        .map(|r| r["model"].as_str().expect("model"))
-        .collect();
+    let (rows, names) = rows_by(&report, "model");
     assert_eq!(names, ["hit", "conv"]);
-    for row in rows {
+    for row in &rows {
         for key in ["fid", "kid", "fid_train", "kid_train", "samples_per_second"] {
             let value = row[key].as_f64().unwrap_or(f64::NAN);
             assert!(value.is_finite(), "{key} in {row}");
@@ -419,13 +426,9 @@ fn an_imagebart_edit_writes_its_trajectory_and_eval_completion_reports_both_meth
     assert!(eval.status.success(), "{}", stderr(&eval));
     let report: serde_json::Value = serde_json::from_slice(&eval.stdout).expect("one JSON object");
     assert_eq!(report["images"], 2);
-    let rows = report["rows"].as_array().expect("rows");
-    let methods: Vec<&str> = rows
-        .iter()
-        .map(|r| r["method"].as_str().expect("method"))
-        .collect();
+    let (rows, methods) = rows_by(&report, "method");
     assert_eq!(methods, ["imagebart", "taming"]);
-    for row in rows {
+    for row in &rows {
         for key in ["psnr", "ssim", "mae", "seconds"] {
             assert!(row[key].as_f64().is_some(), "{key} in {row}");
         }
