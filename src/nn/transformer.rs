@@ -2,8 +2,9 @@
 //! baseline and ImageBART. Attention masks are inputs, never baked in: the same
 //! weights run causal, local-autoregressive (iLAT Eq. 7-8) or bidirectional.
 //!
-//! Queries, keys and values come from one fused projection, and attention is burn's
-//! fused `attention` op, which takes a boolean mask (`true` = may not attend).
+//! Queries, keys and values share one `[D, 3D]` projection weight, and attention is
+//! [`super::fused::attention`], fused on the CPU, which takes a boolean mask (`true` = may not
+//! attend).
 //! Positions are learned embeddings added at the input; a caller names the position of
 //! every input row, so a sampler can feed positions in any order (iLAT runs the kept
 //! tokens first and the masked ones after).
@@ -16,8 +17,8 @@ use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
+
+use super::fused::{attention, layer_norm};
 
 /// Configuration of a [`Transformer`].
 #[derive(Config, Debug)]
@@ -154,7 +155,7 @@ impl Transformer {
             }
             x = block.mlp(x);
         }
-        self.norm.forward(x)
+        layer_norm(&self.norm, x)
     }
 
     /// Attention heads, the second axis of every mask.
@@ -192,7 +193,7 @@ impl Transformer {
             }
             x = block.mlp(x);
         }
-        self.norm.forward(x)
+        layer_norm(&self.norm, x)
     }
 
     /// # Shapes
@@ -208,6 +209,17 @@ impl Transformer {
     }
 }
 
+/// `linear` applied to `[B, T, D]` as one `[B·T, D]` matrix: burn keeps a batch of
+/// 256-row blocks as a batched product against the broadcast weight (`B` small
+/// GEMMs), slower here than the one large product.
+fn flat(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
+    let [batch, tokens, d] = x.dims();
+    let out = linear.weight.dims()[1];
+    linear
+        .forward(x.reshape([batch * tokens, d]))
+        .reshape([batch, tokens, out])
+}
+
 /// Splits `[B, T, D]` into heads, `[B, H, T, d_h]`.
 fn split_heads(x: Tensor<3>, heads: usize) -> Tensor<4> {
     let [batch, tokens, d] = x.dims();
@@ -218,7 +230,7 @@ impl CrossAttention {
     /// The memory's keys and values, `[B, H, S, d_h]` each.
     fn memory(&self, memory: &Tensor<3>, heads: usize) -> (Tensor<4>, Tensor<4>) {
         let d = memory.dims()[2];
-        let kv = self.kv.forward(memory.clone()); // [B, S, 2D]
+        let kv = flat(&self.kv, memory.clone()); // [B, S, 2D]
         (
             split_heads(kv.clone().narrow(2, 0, d), heads),
             split_heads(kv.narrow(2, d, d), heads),
@@ -234,26 +246,35 @@ impl CrossAttention {
         heads: usize,
     ) -> Tensor<3> {
         let [batch, tokens, d] = x.dims();
-        let queries = split_heads(self.q.forward(self.norm.forward(x.clone())), heads);
-        let context = attention(
-            queries,
-            keys.clone(),
-            values.clone(),
-            None,
-            None,
-            AttentionModuleOptions::default(),
-        ); // [B, H, t, d_h]
-        x + self
-            .proj
-            .forward(context.swap_dims(1, 2).reshape([batch, tokens, d]))
+        let queries = split_heads(flat(&self.q, layer_norm(&self.norm, x.clone())), heads);
+        let context = attention(queries, keys.clone(), values.clone(), None); // [B, H, t, d_h]
+        x + flat(
+            &self.proj,
+            context.swap_dims(1, 2).reshape([batch, tokens, d]),
+        )
     }
 }
 
 impl Block {
     /// `x + mlp(norm(x))`.
     fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
-        let hidden = relu(self.fc1.forward(self.norm2.forward(x.clone())));
-        x + self.fc2.forward(hidden)
+        let hidden = relu(flat(&self.fc1, layer_norm(&self.norm2, x.clone())));
+        x + flat(&self.fc2, hidden)
+    }
+
+    /// Queries (`part` 0), keys (1) or values (2) of `x`, split into heads
+    /// `[B, H, t, d_h]`: the fused projection's weight is sliced, not its output, so
+    /// the backward pass accumulates into a `[D, 3D]` weight instead of a
+    /// `[B, t, 3D]` activation (slicing the output cost a zero-filled copy of it per
+    /// part and layer, ~4 % of a training step).
+    fn projection(&self, x: &Tensor<3>, part: usize) -> Tensor<4> {
+        let [batch, tokens, d] = x.dims();
+        let weight = self.qkv.weight.val().narrow(1, part * d, d);
+        let mut out = x.clone().reshape([batch * tokens, d]).matmul(weight);
+        if let Some(bias) = &self.qkv.bias {
+            out = out + bias.val().narrow(0, part * d, d).unsqueeze();
+        }
+        split_heads(out.reshape([batch, tokens, d]), self.n_heads)
     }
 
     /// The self-attention half of the block on new positions, with the keys and
@@ -268,33 +289,16 @@ impl Block {
         mask: Option<Tensor<4, Bool>>,
         past: Option<(Tensor<4>, Tensor<4>)>,
     ) -> (Tensor<3>, Tensor<4>, Tensor<4>) {
-        let [batch, tokens, d] = x.dims();
-        let head = d / self.n_heads;
-        let qkv = self
-            .qkv
-            .forward(self.norm1.forward(x.clone())) // [B, t, 3D]
-            .reshape([batch, tokens, 3, self.n_heads, head])
-            .permute([2, 0, 3, 1, 4]); // [3, B, H, t, d_h]
-        let pick = |i: usize| {
-            qkv.clone()
-                .narrow(0, i, 1)
-                .reshape([batch, self.n_heads, tokens, head])
-        };
-        let (mut keys, mut values) = (pick(1), pick(2));
+        let normed = layer_norm(&self.norm1, x.clone());
+        let [queries, mut keys, mut values] = [0, 1, 2].map(|i| self.projection(&normed, i));
         if let Some((past_keys, past_values)) = past {
             keys = Tensor::cat(vec![past_keys, keys], 2); // [B, H, T + t, d_h]
             values = Tensor::cat(vec![past_values, values], 2);
         }
-        let context = attention(
-            pick(0),
-            keys.clone(),
-            values.clone(),
-            mask,
-            None,
-            AttentionModuleOptions::default(),
-        );
+        let [batch, tokens, d] = x.dims();
+        let context = attention(queries, keys.clone(), values.clone(), mask);
         let context = context.swap_dims(1, 2).reshape([batch, tokens, d]); // [B, t, D]
-        (x + self.proj.forward(context), keys, values)
+        (x + flat(&self.proj, context), keys, values)
     }
 }
 

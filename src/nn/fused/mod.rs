@@ -1,0 +1,137 @@
+//! Operations fused for the CPU backend, with backward passes of our own.
+//!
+//! burn-flex has no kernel fusion, and burn's autodiff differentiates attention and
+//! layer norm through their decompositions: every element-wise step is a graph node
+//! with a full-size tensor of its own, written forward and read again backward. At the
+//! shared transformer's training size that memory traffic, not arithmetic, set the
+//! step's time (BENCHMARKS.md). Each operation here takes the burn-flex primitives of
+//! its inputs, does its element-wise work in one pass per row (the matrix products stay
+//! burn-flex's GEMM), and records one autodiff node whose backward is written out.
+//!
+//! Tensors anywhere else (wgpu, or an autodiff graph with gradient checkpointing) take
+//! burn's own operation, which computes the same function.
+
+mod attention;
+mod layer_norm;
+
+pub use attention::attention;
+pub use layer_norm::layer_norm;
+
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::ops::{Backward, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Flex};
+use burn::prelude::*;
+use burn::tensor::DType;
+
+/// The tensors' primitives on backend `B`, if all of them live there in `f32`.
+fn primitives<B, const D: usize, const N: usize>(
+    tensors: [&Tensor<D>; N],
+) -> Option<[B::FloatTensorPrimitive; N]>
+where
+    B: burn::backend::Backend,
+    Float: burn::tensor::BackendPrimitive<B, Primitive = B::FloatTensorPrimitive>,
+    burn::tensor::DispatchTensor: burn::backend::DispatchKindConversion<B>,
+{
+    if tensors.iter().any(|t| t.dtype() != DType::F32) {
+        return None;
+    }
+    let converted = tensors.map(|t| t.clone().try_into_primitive::<B>().ok());
+    if converted.iter().any(Option::is_none) {
+        return None;
+    }
+    Some(converted.map(|t| t.expect("checked above")))
+}
+
+/// Runs `forward` on the inputs' burn-flex primitives as one node of the autodiff
+/// graph, whose backward is `op`. `forward` returns the output and the state the
+/// backward needs; the state is dropped when no input is tracked.
+fn record<O, const N: usize>(
+    op: O,
+    inputs: [FloatTensor<Autodiff<Flex>>; N],
+    forward: impl FnOnce([FlexTensor; N]) -> (FlexTensor, O::State),
+) -> FloatTensor<Autodiff<Flex>>
+where
+    O: Backward<Flex, N>,
+{
+    let nodes = inputs.each_ref().map(|t| t.node());
+    let primitives = inputs.map(|t| t.into_primitive());
+    match op
+        .prepare::<NoCheckpointing>(nodes)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let (output, state) = forward(primitives);
+            prep.finish(state, output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(primitives).0),
+    }
+}
+
+/// A contiguous, uniquely owned copy of `tensor` (the tensor itself when it is one),
+/// so its rows can be rewritten in place.
+fn owned_contiguous(tensor: FlexTensor) -> FlexTensor {
+    let elements = tensor.layout().num_elements();
+    let whole = tensor.layout().contiguous_offsets() == Some((0, elements));
+    if whole && tensor.is_unique() {
+        tensor
+    } else {
+        tensor.to_contiguous()
+    }
+}
+
+/// Rows per parallel task: enough work to be worth a thread.
+fn rows_per_task(columns: usize) -> usize {
+    (16_384 / columns.max(1)).max(1)
+}
+
+/// Runs `work` compiled for AVX2 and FMA when the CPU has them, else as built for
+/// the baseline x86-64 (SSE2): the crate is built for the baseline, and these row
+/// kernels run twice as fast with the wider vectors. Everything `work` calls must be
+/// `#[inline(always)]` to be compiled into it.
+#[inline(always)]
+fn wide<R>(work: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        #[target_feature(enable = "avx2,fma")]
+        fn avx2<R>(work: impl FnOnce() -> R) -> R {
+            work()
+        }
+        // SAFETY: the CPU was just found to have both features.
+        return unsafe { avx2(work) };
+    }
+    work()
+}
+
+/// Accumulators side by side, so a reduction vectorises (a float sum in one running
+/// total cannot be reordered, and so is not).
+const LANES: usize = 16;
+
+/// Folds `values` with `f` in [`LANES`] interleaved accumulators, then folds those.
+#[inline(always)]
+fn lane_fold(values: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut lanes = [init; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane = f(*lane, x);
+        }
+    }
+    tail.iter()
+        .fold(lanes.into_iter().fold(init, &f), |a, &x| f(a, x))
+}
+
+/// `Σ aᵢ·bᵢ` in [`LANES`] accumulators.
+#[inline(always)]
+fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0; LANES];
+    for (a, b) in a.chunks(LANES).zip(b.chunks(LANES)) {
+        for (lane, (a, b)) in lanes.iter_mut().zip(a.iter().zip(b)) {
+            *lane += a * b;
+        }
+    }
+    lanes.iter().sum()
+}
