@@ -10,7 +10,8 @@
 use burn::module::Module;
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
+
+use crate::nn::fused::attention;
 
 /// A dense layer initialised as HiT's (truncated normal, σ = 0.02, in the paper's
 /// code): burn's default Kaiming init starts the generator with outputs so large that
@@ -87,12 +88,6 @@ impl MultiAxisAttentionConfig {
     }
 }
 
-/// Softmax attention of queries `[.., T, k]` over keys and values `[.., S, k]`.
-fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-    let scale = (q.dims()[3] as f64).powf(-0.5);
-    softmax(q.matmul(k.swap_dims(2, 3)) * scale, 3).matmul(v)
-}
-
 impl MultiAxisAttention {
     /// # Shapes
     /// - x: `[B, m, n, C]` (blocked) → `[B, m, n, C]`
@@ -114,7 +109,7 @@ impl MultiAxisAttention {
                 .reshape([b * n, 1, m, k])
                 .expand([b * n, half, m, k])
         };
-        let o1 = attend(q1, across(keys.clone()), across(values.clone())) // [B·n, h/2, m, k]
+        let o1 = attention(q1, across(keys.clone()), across(values.clone()), None) // [B·n, h/2, m, k]
             .reshape([b, n, half, m, k])
             .permute([0, 3, 1, 2, 4]); // [B, m, n, h/2, k]
         // Regional: for each block m, across its n positions.
@@ -126,7 +121,7 @@ impl MultiAxisAttention {
             t.reshape([b * m, 1, n, k])
                 .expand([b * m, heads - half, n, k])
         };
-        let o2 = attend(q2, within(keys), within(values)) // [B·m, h/2, n, k]
+        let o2 = attention(q2, within(keys), within(values), None) // [B·m, h/2, n, k]
             .reshape([b, m, heads - half, n, k])
             .permute([0, 1, 3, 2, 4]); // [B, m, n, h/2, k]
         let o = Tensor::cat(vec![o1, o2], 3).reshape([b, m, n, d]);

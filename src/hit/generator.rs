@@ -13,7 +13,9 @@
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, softmax, tanh};
+use burn::tensor::activation::{relu, tanh};
+
+use crate::nn::fused::{attention, layer_norm};
 
 use super::blocks::{
     MultiAxisAttention, MultiAxisAttentionConfig, block, dense, pixel_shuffle, unblock,
@@ -105,14 +107,18 @@ impl CrossAttention {
         let (h, k) = (self.n_heads, d / self.n_heads);
         let q = self
             .query
-            .forward(self.norm.forward(x.clone()))
+            .forward(layer_norm(&self.norm, x.clone()))
             .reshape([b, t, h, k])
             .swap_dims(1, 2); // [B, h, T, k]
         let keys = self.key.forward(z.clone()).unsqueeze_dim::<4>(1); // [B, 1, 64, k]
         let values = self.value.forward(z.clone()).unsqueeze_dim::<4>(1);
         let s = z.dims()[1];
-        let scores = q.matmul(keys.expand([b, h, s, k]).swap_dims(2, 3)) * (k as f64).powf(-0.5);
-        let o = softmax(scores, 3).matmul(values.expand([b, h, s, k])); // [B, h, T, k]
+        let o = attention(
+            q,
+            keys.expand([b, h, s, k]),
+            values.expand([b, h, s, k]),
+            None,
+        ); // [B, h, T, k]
         x + self.out.forward(o.swap_dims(1, 2).reshape([b, t, d]))
     }
 }
@@ -138,7 +144,7 @@ impl Mlp {
         x.clone()
             + self
                 .fc2
-                .forward(relu(self.fc1.forward(self.norm.forward(x))))
+                .forward(relu(self.fc1.forward(layer_norm(&self.norm, x))))
     }
 }
 
@@ -205,7 +211,7 @@ impl Stage {
         if !self.layers.is_empty() {
             let mut blocked = block(x.reshape([b, self.side, self.side, d]), self.block);
             for layer in &self.layers {
-                let normed = layer.norm.forward(blocked.clone());
+                let normed = layer_norm(&layer.norm, blocked.clone());
                 blocked = blocked + layer.attention.forward(normed);
                 blocked = layer.mlp.forward(blocked);
             }
@@ -215,7 +221,7 @@ impl Stage {
             x = mlp.forward(x);
         }
         let rgb = self.rgb.as_ref().map(|(norm, rgb)| {
-            rgb.forward(norm.forward(x.clone()))
+            rgb.forward(layer_norm(norm, x.clone()))
                 .reshape([b, self.side, self.side, 3])
         });
         (x, rgb)
@@ -265,7 +271,8 @@ impl HitGenerator {
     pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
         let [b, _] = z.dims();
         let first = self.stages.first().map_or(0, |s| s.positions.dims()[2]);
-        let latent = self.z_norm.forward(
+        let latent = layer_norm(
+            &self.z_norm,
             self.to_z.forward(z.clone()).reshape([b, 64, self.z_dim]) + self.z_positions.val(),
         );
         let mut x = self.to_map.forward(z).reshape([b, 64, first]);
