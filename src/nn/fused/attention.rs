@@ -130,20 +130,23 @@ fn softmax_rows(scores: FlexTensor, mask: Option<&FlexTensor>, scale: f32) -> Fl
         .par_chunks_mut(chunk * columns)
         .enumerate()
         .for_each(|(task, block)| {
-            wide(|| {
-                for (i, row) in block.chunks_exact_mut(columns).enumerate() {
-                    let r = task * chunk + i;
-                    let (b, h, q) = (r / (heads * rows), r / rows % heads, r % rows);
-                    let mask_row = blocked.map(|(data, strides, offset)| {
-                        let start = offset as isize
-                            + b as isize * strides[0]
-                            + h as isize * strides[1]
-                            + q as isize * strides[2];
-                        &data[start as usize..start as usize + columns]
-                    });
-                    softmax_row(row, mask_row, scale);
-                }
-            })
+            wide(
+                #[inline(always)]
+                || {
+                    for (i, row) in block.chunks_exact_mut(columns).enumerate() {
+                        let r = task * chunk + i;
+                        let (b, h, q) = (r / (heads * rows), r / rows % heads, r % rows);
+                        let mask_row = blocked.map(|(data, strides, offset)| {
+                            let start = offset as isize
+                                + b as isize * strides[0]
+                                + h as isize * strides[1]
+                                + q as isize * strides[2];
+                            &data[start as usize..start as usize + columns]
+                        });
+                        softmax_row(row, mask_row, scale);
+                    }
+                },
+            )
         });
     scores
 }
@@ -264,17 +267,20 @@ fn softmax_backward_rows(
         .par_chunks_mut(chunk)
         .zip(probabilities.par_chunks(chunk))
         .for_each(|(grads, probs)| {
-            wide(|| {
-                for (g, p) in grads
-                    .chunks_exact_mut(columns)
-                    .zip(probs.chunks_exact(columns))
-                {
-                    let dot = lane_dot(g, p);
-                    for (g, p) in g.iter_mut().zip(p) {
-                        *g = scale * p * (*g - dot);
+            wide(
+                #[inline(always)]
+                || {
+                    for (g, p) in grads
+                        .chunks_exact_mut(columns)
+                        .zip(probs.chunks_exact(columns))
+                    {
+                        let dot = lane_dot(g, p);
+                        for (g, p) in g.iter_mut().zip(p) {
+                            *g = scale * p * (*g - dot);
+                        }
                     }
-                }
-            })
+                },
+            )
         });
     grad
 }

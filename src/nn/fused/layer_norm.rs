@@ -72,22 +72,26 @@ fn forward(
         .zip(output.par_chunks_mut(chunk * width))
         .zip(inverse_std.par_chunks_mut(chunk))
         .for_each(|((xs, ys), inverses)| {
-            wide(|| {
-                for ((x, y), inverse) in xs
-                    .chunks_exact_mut(width)
-                    .zip(ys.chunks_exact_mut(width))
-                    .zip(inverses)
-                {
-                    let mean = lane_fold(x, 0.0, |a, v| a + v) / width as f32;
-                    x.iter_mut().for_each(|v| *v -= mean);
-                    let variance = lane_dot(x, x) / width as f32;
-                    *inverse = (variance + EPSILON).sqrt().recip();
-                    for (((v, y), g), b) in x.iter_mut().zip(y.iter_mut()).zip(gamma).zip(beta) {
-                        *v *= *inverse;
-                        *y = *v * g + b;
+            wide(
+                #[inline(always)]
+                || {
+                    for ((x, y), inverse) in xs
+                        .chunks_exact_mut(width)
+                        .zip(ys.chunks_exact_mut(width))
+                        .zip(inverses)
+                    {
+                        let mean = lane_fold(x, 0.0, |a, v| a + v) / width as f32;
+                        x.iter_mut().for_each(|v| *v -= mean);
+                        let variance = lane_dot(x, x) / width as f32;
+                        *inverse = (variance + EPSILON).sqrt().recip();
+                        for (((v, y), g), b) in x.iter_mut().zip(y.iter_mut()).zip(gamma).zip(beta)
+                        {
+                            *v *= *inverse;
+                            *y = *v * g + b;
+                        }
                     }
-                }
-            })
+                },
+            )
         });
     let shape = normalized.layout().shape().clone();
     let output = FlexTensor::from_data(TensorData::new(output, shape));
@@ -148,33 +152,36 @@ fn gradients(
         .zip(normalized.par_chunks(chunk * width))
         .zip(inverse_std.par_chunks(chunk))
         .map(|((dys, xs), inverses)| {
-            wide(|| {
-                let (mut gamma_grad, mut beta_grad) = zeros();
-                let mut scaled = vec![0.0f32; width];
-                for ((dy, x), inverse) in dys
-                    .chunks_exact_mut(width)
-                    .zip(xs.chunks_exact(width))
-                    .zip(inverses)
-                {
-                    for ((((gg, bg), s), (&d, &xv)), g) in gamma_grad
-                        .iter_mut()
-                        .zip(beta_grad.iter_mut())
-                        .zip(scaled.iter_mut())
-                        .zip(dy.iter().zip(x))
-                        .zip(gamma)
+            wide(
+                #[inline(always)]
+                || {
+                    let (mut gamma_grad, mut beta_grad) = zeros();
+                    let mut scaled = vec![0.0f32; width];
+                    for ((dy, x), inverse) in dys
+                        .chunks_exact_mut(width)
+                        .zip(xs.chunks_exact(width))
+                        .zip(inverses)
                     {
-                        *gg += d * xv;
-                        *bg += d;
-                        *s = d * g;
+                        for ((((gg, bg), s), (&d, &xv)), g) in gamma_grad
+                            .iter_mut()
+                            .zip(beta_grad.iter_mut())
+                            .zip(scaled.iter_mut())
+                            .zip(dy.iter().zip(x))
+                            .zip(gamma)
+                        {
+                            *gg += d * xv;
+                            *bg += d;
+                            *s = d * g;
+                        }
+                        let mean = lane_fold(&scaled, 0.0, |a, v| a + v) / width as f32;
+                        let mean_x = lane_dot(&scaled, x) / width as f32;
+                        for ((d, s), xv) in dy.iter_mut().zip(&scaled).zip(x) {
+                            *d = inverse * (s - mean - xv * mean_x);
+                        }
                     }
-                    let mean = lane_fold(&scaled, 0.0, |a, v| a + v) / width as f32;
-                    let mean_x = lane_dot(&scaled, x) / width as f32;
-                    for ((d, s), xv) in dy.iter_mut().zip(&scaled).zip(x) {
-                        *d = inverse * (s - mean - xv * mean_x);
-                    }
-                }
-                (gamma_grad, beta_grad)
-            })
+                    (gamma_grad, beta_grad)
+                },
+            )
         })
         .reduce(zeros, |(mut ga, mut ba), (gb, bb)| {
             ga.iter_mut().zip(gb).for_each(|(a, b)| *a += b);
