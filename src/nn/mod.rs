@@ -1,6 +1,7 @@
 //! Building blocks shared by every model: leak-free convolutions and norms, the
 //! residual block, the frozen feature networks behind the perceptual loss, the
-//! transformer (with attention and layer norm fused for the CPU), the PointMLP that turns keypoints into tokens.
+//! transformer (with attention and layer norm fused for the CPU), the PointMLP that
+//! turns keypoints into tokens.
 
 pub mod fused;
 pub mod inception;

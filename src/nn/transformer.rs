@@ -3,8 +3,9 @@
 //! weights run causal, local-autoregressive (iLAT Eq. 7-8) or bidirectional.
 //!
 //! Queries, keys and values share one `[D, 3D]` projection weight, and attention is
-//! [`super::fused::attention`], fused on the CPU, which takes a boolean mask (`true` = may not
-//! attend).
+//! [`super::fused::attention`] (fused on the CPU), which takes a boolean mask (`true` =
+//! may not attend).
+//!
 //! Positions are learned embeddings added at the input; a caller names the position of
 //! every input row, so a sampler can feed positions in any order (iLAT runs the kept
 //! tokens first and the masked ones after).

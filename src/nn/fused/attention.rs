@@ -1,8 +1,8 @@
 //! Masked scaled dot-product attention, `softmax(QKᵀ/√d_h, mask)·V`.
 //!
-//! burn's `attention` on burn-flex is the decomposed fallback, and under autodiff each
-//! of its element-wise steps (scale, mask fill, max, subtract, exp, sum, divide) is a
-//! graph node with a `[B, H, T, T]` tensor of its own, forward and again backward. At
+//! Under autodiff, burn's `attention` is its decomposed fallback, and each of its
+//! element-wise steps (scale, mask fill, max, subtract, exp, sum, divide) is a graph
+//! node with a `[B, H, T, T]` tensor of its own, forward and again backward. At
 //! the iLAT training shape (`[8, 8, 256, 32]`, LA mask) one layer's attention took
 //! 75 ms forward and 100 ms backward on this 2-core machine, for 1.6 GFLOP of matrix
 //! products. Here the matrix products stay burn-flex's GEMM and everything between
@@ -37,6 +37,11 @@ pub fn attention(
     let [batch, heads, rows, _] = queries.dims();
     let columns = keys.dims()[2];
     let mask = mask.map(|m| m.expand([batch, heads, rows, columns]));
+    // The kernels read every input at the queries' batch and heads (no broadcasting).
+    let (k, v) = (keys.dims(), values.dims());
+    if k[..2] != [batch, heads] || v[..3] != k[..3] {
+        return fallback(queries, keys, values, mask);
+    }
     let inputs = [&queries, &keys, &values];
     let flex_mask = match &mask {
         Some(m) => match bool_primitive(m) {
@@ -124,17 +129,17 @@ fn softmax_rows(scores: FlexTensor, mask: Option<&FlexTensor>, scale: f32) -> Fl
             m.layout().start_offset(),
         )
     });
-    let chunk = rows_per_task(columns);
+    let task_rows = rows_per_task(columns);
     scores
         .storage_mut::<f32>()
-        .par_chunks_mut(chunk * columns)
+        .par_chunks_mut(task_rows * columns)
         .enumerate()
         .for_each(|(task, block)| {
             wide(
                 #[inline(always)]
                 || {
                     for (i, row) in block.chunks_exact_mut(columns).enumerate() {
-                        let r = task * chunk + i;
+                        let r = task * task_rows + i;
                         let (b, h, q) = (r / (heads * rows), r / rows % heads, r % rows);
                         let mask_row = blocked.map(|(data, strides, offset)| {
                             let start = offset as isize
@@ -167,7 +172,10 @@ fn softmax_row(row: &mut [f32], blocked: Option<&[u8]>, scale: f32) {
         }
         None => row.iter_mut().for_each(|x| *x *= scale),
     }
-    let max = lane_fold(row, f32::NEG_INFINITY, |a, x| if x > a { x } else { a });
+    // NaN wins the maximum, so a diverging model's NaN reaches the loss as in burn.
+    let max = lane_fold(row, f32::NEG_INFINITY, |a, x| {
+        if x > a || x.is_nan() { x } else { a }
+    });
     if max == f32::NEG_INFINITY {
         row.fill(0.0);
         return;
@@ -188,7 +196,9 @@ fn softmax_row(row: &mut [f32], blocked: Option<&[u8]>, scale: f32) {
 fn exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    let (underflow, x) = (x < -87.0, x.max(-87.0));
+    // A comparison, not `f32::max`, so NaN stays NaN.
+    let underflow = x < -87.0;
+    let x = if underflow { -87.0 } else { x };
     // Adding and taking away 1.5·2²³ rounds to the nearest integer (|x·log₂e| < 2²²)
     // without a call to `roundf`, which would keep the loop scalar.
     const ROUND: f32 = 12_582_912.0;
@@ -262,10 +272,10 @@ fn softmax_backward_rows(
         .as_slice::<f32>()
         .expect("a contiguous f32 tensor");
     let columns = grad.layout().shape()[3];
-    let chunk = rows_per_task(columns) * columns;
+    let task_len = rows_per_task(columns) * columns;
     grad.storage_mut::<f32>()
-        .par_chunks_mut(chunk)
-        .zip(probabilities.par_chunks(chunk))
+        .par_chunks_mut(task_len)
+        .zip(probabilities.par_chunks(task_len))
         .for_each(|(grads, probs)| {
             wide(
                 #[inline(always)]
@@ -340,6 +350,45 @@ mod tests {
         fused
             .into_data()
             .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-5));
+    }
+
+    #[test]
+    fn broadcast_keys_a_sliced_mask_and_untracked_queries_match_burns_attention() {
+        let device = Device::flex().autodiff();
+        device.seed(46);
+        let normal =
+            |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let queries = normal([2, 3, 5, 4]);
+        let (keys, values) = (
+            normal([2, 1, 7, 4]).require_grad(),
+            normal([2, 1, 7, 4]).require_grad(),
+        );
+        let weights = normal([2, 3, 5, 4]);
+        // Rows 1..6 of a taller mask: a view whose storage starts one row in.
+        let taller = Tensor::<4>::random([2, 1, 6, 7], Distribution::Bernoulli(0.3), &device)
+            .greater_elem(0.5);
+        let mask = taller.narrow(2, 1, 5).expand([2, 3, 5, 7]);
+        let grads_of = |fused: bool| {
+            let (k, v) = (
+                keys.clone().expand([2, 3, 7, 4]),
+                values.clone().expand([2, 3, 7, 4]),
+            );
+            let out = if fused {
+                attention(queries.clone(), k, v, Some(mask.clone()))
+            } else {
+                fallback(queries.clone(), k, v, Some(mask.clone()))
+            };
+            let grads = (out.clone() * weights.clone()).sum().backward();
+            assert!(queries.grad(&grads).is_none());
+            [
+                out.into_data(),
+                keys.grad(&grads).expect("dK").into_data(),
+                values.grad(&grads).expect("dV").into_data(),
+            ]
+        };
+        for (a, b) in grads_of(true).iter().zip(&grads_of(false)) {
+            a.assert_approx_eq::<f32>(b, Tolerance::absolute(1e-5));
+        }
     }
 
     #[test]

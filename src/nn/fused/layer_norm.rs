@@ -1,8 +1,8 @@
 //! Layer norm over the last axis, `γ·(x − μ)/√(σ² + ε) + β`.
 //!
-//! burn's layer norm is nine tensor operations (mean, subtract, square, mean, add,
-//! square root, divide, scale, shift), each a graph node under autodiff; here it is one
-//! pass per row forward and one backward.
+//! Under autodiff, burn's layer norm is nine tensor operations (mean, subtract, square,
+//! mean, add, square root, divide, scale, shift), each a graph node; here it is one pass
+//! per row forward and one backward.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::grads::Gradients;
@@ -15,8 +15,9 @@ use rayon::prelude::*;
 
 use super::{lane_dot, lane_fold, owned_contiguous, primitives, record, rows_per_task, wide};
 
-/// burn's `LayerNormConfig` default ε, which every layer norm in Tessera uses (the
-/// module keeps its ε private).
+/// burn's `LayerNormConfig` default ε, which every layer norm in Tessera uses. burn
+/// keeps a module's ε private, so a norm built with another ε would get this one on
+/// the CPU: build them with the default.
 const EPSILON: f32 = 1e-5;
 
 /// `norm` applied to `x`, normalising over the last axis.
@@ -63,14 +64,20 @@ fn forward(
         gamma.as_slice::<f32>().expect("contiguous"),
         beta.as_slice::<f32>().expect("contiguous"),
     );
+    assert!(
+        gamma.len() == width && beta.len() == width,
+        "layer norm of width {width} with a scale of {} and a shift of {}",
+        gamma.len(),
+        beta.len()
+    );
     let mut output = vec![0.0f32; rows * width];
     let mut inverse_std = vec![0.0f32; rows];
-    let chunk = rows_per_task(width);
+    let task_rows = rows_per_task(width);
     normalized
         .storage_mut::<f32>()
-        .par_chunks_mut(chunk * width)
-        .zip(output.par_chunks_mut(chunk * width))
-        .zip(inverse_std.par_chunks_mut(chunk))
+        .par_chunks_mut(task_rows * width)
+        .zip(output.par_chunks_mut(task_rows * width))
+        .zip(inverse_std.par_chunks_mut(task_rows))
         .for_each(|((xs, ys), inverses)| {
             wide(
                 #[inline(always)]
@@ -114,81 +121,109 @@ impl Backward<Flex, 3> for FusedLayerNorm {
         let output_grad = grads.consume::<Flex>(&ops.node);
         let (normalized, inverse_std, gamma) = ops.state;
         let [x_node, gamma_node, beta_node] = ops.parents;
-        let (x_grad, gamma_grad, beta_grad) =
-            gradients(output_grad, &normalized, &inverse_std, &gamma);
-        let width = gamma_grad.len();
+        let (x_grad, params) = gradients(output_grad, &normalized, &inverse_std, &gamma);
+        let width = params.gamma.len();
         let vector = |v: Vec<f32>| FlexTensor::from_data(TensorData::new(v, [width]));
         if let Some(node) = x_node {
             grads.register::<Flex>(node.id, x_grad);
         }
         if let Some(node) = gamma_node {
-            grads.register::<Flex>(node.id, vector(gamma_grad));
+            grads.register::<Flex>(node.id, vector(params.gamma));
         }
         if let Some(node) = beta_node {
-            grads.register::<Flex>(node.id, vector(beta_grad));
+            grads.register::<Flex>(node.id, vector(params.beta));
         }
     }
 }
 
-/// The gradients of `x`, `γ` and `β` from that of the output `dy`:
-/// `dγ = Σ dy·x̂`, `dβ = Σ dy` over the rows, and with `g = dy·γ`,
-/// `dx = (g − mean(g) − x̂·mean(g·x̂))/σ` row by row (written over `dy`).
+/// The gradients of `γ` and `β`, summed over rows.
+struct ParamGrads {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+impl ParamGrads {
+    fn zeros(width: usize) -> Self {
+        Self {
+            gamma: vec![0.0; width],
+            beta: vec![0.0; width],
+        }
+    }
+
+    fn add(mut self, other: Self) -> Self {
+        self.gamma
+            .iter_mut()
+            .zip(other.gamma)
+            .for_each(|(a, b)| *a += b);
+        self.beta
+            .iter_mut()
+            .zip(other.beta)
+            .for_each(|(a, b)| *a += b);
+        self
+    }
+}
+
+/// The gradients of `x`, `γ` and `β` from that of the output (written over it).
 fn gradients(
     output_grad: FlexTensor,
     normalized: &FlexTensor,
     inverse_std: &[f32],
     gamma: &FlexTensor,
-) -> (FlexTensor, Vec<f32>, Vec<f32>) {
+) -> (FlexTensor, ParamGrads) {
     let mut grad = owned_contiguous(output_grad);
     let gamma = gamma.to_contiguous();
     let gamma = gamma.as_slice::<f32>().expect("contiguous");
     let normalized = normalized.as_slice::<f32>().expect("contiguous");
     let width = gamma.len();
-    let chunk = rows_per_task(width);
-    let zeros = || (vec![0.0f32; width], vec![0.0f32; width]);
-    let (gamma_grad, beta_grad) = grad
+    let task_rows = rows_per_task(width);
+    let params = grad
         .storage_mut::<f32>()
-        .par_chunks_mut(chunk * width)
-        .zip(normalized.par_chunks(chunk * width))
-        .zip(inverse_std.par_chunks(chunk))
+        .par_chunks_mut(task_rows * width)
+        .zip(normalized.par_chunks(task_rows * width))
+        .zip(inverse_std.par_chunks(task_rows))
         .map(|((dys, xs), inverses)| {
             wide(
                 #[inline(always)]
                 || {
-                    let (mut gamma_grad, mut beta_grad) = zeros();
+                    let mut params = ParamGrads::zeros(width);
                     let mut scaled = vec![0.0f32; width];
-                    for ((dy, x), inverse) in dys
-                        .chunks_exact_mut(width)
-                        .zip(xs.chunks_exact(width))
-                        .zip(inverses)
-                    {
-                        for ((((gg, bg), s), (&d, &xv)), g) in gamma_grad
-                            .iter_mut()
-                            .zip(beta_grad.iter_mut())
-                            .zip(scaled.iter_mut())
-                            .zip(dy.iter().zip(x))
-                            .zip(gamma)
-                        {
-                            *gg += d * xv;
-                            *bg += d;
-                            *s = d * g;
-                        }
-                        let mean = lane_fold(&scaled, 0.0, |a, v| a + v) / width as f32;
-                        let mean_x = lane_dot(&scaled, x) / width as f32;
-                        for ((d, s), xv) in dy.iter_mut().zip(&scaled).zip(x) {
-                            *d = inverse * (s - mean - xv * mean_x);
-                        }
+                    let rows = dys.chunks_exact_mut(width).zip(xs.chunks_exact(width));
+                    for ((dy, x), &inverse) in rows.zip(inverses) {
+                        row_gradients(dy, x, inverse, gamma, &mut params, &mut scaled);
                     }
-                    (gamma_grad, beta_grad)
+                    params
                 },
             )
         })
-        .reduce(zeros, |(mut ga, mut ba), (gb, bb)| {
-            ga.iter_mut().zip(gb).for_each(|(a, b)| *a += b);
-            ba.iter_mut().zip(bb).for_each(|(a, b)| *a += b);
-            (ga, ba)
-        });
-    (grad, gamma_grad, beta_grad)
+        .reduce(|| ParamGrads::zeros(width), ParamGrads::add);
+    (grad, params)
+}
+
+/// One row: adds `dy·x̂` to `dγ` and `dy` to `dβ`, then with `g = dy·γ` (kept in
+/// `scaled`) rewrites `dy` as `dx = (g − mean(g) − x̂·mean(g·x̂))/σ`.
+#[inline(always)]
+fn row_gradients(
+    dy: &mut [f32],
+    x: &[f32],
+    inverse_std: f32,
+    gamma: &[f32],
+    params: &mut ParamGrads,
+    scaled: &mut [f32],
+) {
+    let n = dy.len();
+    let (gamma_grad, beta_grad) = (&mut params.gamma[..n], &mut params.beta[..n]);
+    let (scaled, gamma, x) = (&mut scaled[..n], &gamma[..n], &x[..n]);
+    for j in 0..n {
+        gamma_grad[j] += dy[j] * x[j];
+        beta_grad[j] += dy[j];
+        scaled[j] = dy[j] * gamma[j];
+    }
+    let width = n as f32;
+    let mean = lane_fold(scaled, 0.0, |a, v| a + v) / width;
+    let mean_x = lane_dot(scaled, x) / width;
+    for ((d, s), xv) in dy.iter_mut().zip(scaled.iter()).zip(x) {
+        *d = inverse_std * (s - mean - xv * mean_x);
+    }
 }
 
 #[cfg(test)]

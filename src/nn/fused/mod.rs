@@ -1,15 +1,18 @@
 //! Operations fused for the CPU backend, with backward passes of our own.
 //!
-//! burn-flex has no kernel fusion, and burn's autodiff differentiates attention and
-//! layer norm through their decompositions: every element-wise step is a graph node
-//! with a full-size tensor of its own, written forward and read again backward. At the
+//! burn-flex has kernels of its own for attention and layer norm, but burn's autodiff
+//! differentiates both through their decompositions, and burn-flex has no fusion: every
+//! element-wise step is a graph node with a full-size tensor of its own, written
+//! forward and read again backward. At the
 //! shared transformer's training size that memory traffic, not arithmetic, set the
 //! step's time (BENCHMARKS.md). Each operation here takes the burn-flex primitives of
 //! its inputs, does its element-wise work in one pass per row (the matrix products stay
 //! burn-flex's GEMM), and records one autodiff node whose backward is written out.
 //!
-//! Tensors anywhere else (wgpu, or an autodiff graph with gradient checkpointing) take
-//! burn's own operation, which computes the same function.
+//! Sampling (plain burn-flex tensors) runs the same kernels, so a model computes the
+//! same numbers when it is trained and when it samples. Tensors anywhere else (wgpu,
+//! or an autodiff graph with gradient checkpointing) take burn's own operation, which
+//! computes the same function.
 
 mod attention;
 mod layer_norm;
@@ -37,11 +40,11 @@ where
     if tensors.iter().any(|t| t.dtype() != DType::F32) {
         return None;
     }
-    let converted = tensors.map(|t| t.clone().try_into_primitive::<B>().ok());
-    if converted.iter().any(Option::is_none) {
-        return None;
-    }
-    Some(converted.map(|t| t.expect("checked above")))
+    let converted: Option<Vec<_>> = tensors
+        .iter()
+        .map(|t| (*t).clone().try_into_primitive::<B>().ok())
+        .collect();
+    converted?.try_into().ok()
 }
 
 /// Runs `forward` on the inputs' burn-flex primitives as one node of the autodiff
@@ -74,7 +77,10 @@ where
 /// so its rows can be rewritten in place.
 fn owned_contiguous(tensor: FlexTensor) -> FlexTensor {
     let elements = tensor.layout().num_elements();
-    let whole = tensor.layout().contiguous_offsets() == Some((0, elements));
+    // A view at offset 0 of a larger buffer is contiguous too, but its storage is not
+    // the tensor.
+    let whole = tensor.layout().contiguous_offsets() == Some((0, elements))
+        && tensor.storage::<f32>().len() == elements;
     if whole && tensor.is_unique() {
         tensor
     } else {
@@ -89,8 +95,8 @@ fn rows_per_task(columns: usize) -> usize {
 
 /// Runs `work` compiled for AVX2 and FMA when the CPU has them, else as built for
 /// the baseline x86-64 (SSE2): the crate is built for the baseline, and these row
-/// kernels run twice as fast with the wider vectors. Everything `work` calls must be
-/// `#[inline(always)]` to be compiled into it.
+/// kernels run twice as fast with the wider vectors. `work` and what it calls should be
+/// `#[inline(always)]`: only code inlined into it gets the wider build.
 #[inline(always)]
 fn wide<R>(work: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
