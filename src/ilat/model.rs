@@ -306,9 +306,7 @@ impl Ilat {
         let hidden = self
             .transformer
             .forward_cached(rows, positions, mask, cache, None);
-        self.head
-            .forward(hidden.narrow(1, t - 1, 1))
-            .reshape([self.vocab])
+        self.head.forward(hidden).reshape([self.vocab])
     }
 
     /// Attention heads, the second axis of every mask.

@@ -152,9 +152,7 @@ impl Reverse {
         let hidden =
             self.decoder
                 .forward_cached(self.tokens.forward(ids), positions, mask, cache, memory);
-        self.head
-            .forward(hidden.narrow(1, t - 1, 1))
-            .reshape([self.vocab])
+        self.head.forward(hidden).reshape([self.vocab])
     }
 
     /// Attention heads of the decoder (the second axis of its masks).
