@@ -330,6 +330,8 @@ impl Block {
         let normed = layer_norm(&self.norm1, x.clone());
         let [keys, values] = [1, 2].map(|i| self.projection(&normed, i));
         let (keys, values) = seen(keys, values);
+        // Every row wanted (training, a whole pass): no narrowing, which under autodiff
+        // would add three slice nodes whose backward pass zero-fills a full-size tensor.
         let (x, normed, mask) = match tokens - outputs {
             0 => (x, normed, mask),
             skip => (
