@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Annotates every extracted demo-video frame with 13 Penn Action joints (DESIGN §4a).
+"""Annotates every extracted demo-video frame with 13 Penn Action joints.
 
 Runs once, by hand; its output `assets/poses/keypoints.json` is committed, so neither
 users nor CI need mediapipe. Needs the frames of `scripts/fetch-data.sh` (data/poses/frames)

