@@ -3,9 +3,8 @@
 //!
 //! By default glibc serves every allocation above 128 KiB (then a moving threshold)
 //! with a fresh `mmap` and returns it with `munmap` when freed, so every training step
-//! page-faults its activations in again: `perf` put 6 % of a transformer step in page
-//! faults and page clearing. With large blocks kept in the heap the same step ran in
-//! 0.92 s instead of 1.08 s (`tessera bench throughput`, this 2-core machine).
+//! page-faults its activations in again. Kept in the heap, the blocks are reused from
+//! step to step (the gain is measured in BENCHMARKS.md, "Throughput").
 
 /// glibc `mallopt` parameters (malloc.h).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

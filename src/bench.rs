@@ -14,10 +14,12 @@ use serde::Serialize;
 use image::{GrayImage, Luma};
 
 use crate::backend::Backend;
-use crate::engine::{DEFAULT_CYCLES, EditRequest, Engine, EngineError, Method};
-use crate::ilat::model::{Guidance, Guide, Ilat, IlatConfig};
-use crate::ilat::sample::{self, Order, Sampling};
+use crate::engine::{DEFAULT_CYCLES, EditRequest, Engine, Method};
+use crate::evaluate::EvalError;
+use crate::ilat::model::{Guide, GuideKind, Ilat, IlatConfig};
+use crate::ilat::sample::{self, Order};
 use crate::ilat::train::{Objective, TokenBatch, attention_masks, batch_loss};
+use crate::tokens::Sampling;
 use crate::vqgan::VqganConfig;
 
 /// Where the CPU's time goes, in one run (`tessera bench throughput`).
@@ -189,7 +191,8 @@ fn sampling_seconds(
     let sampling = Sampling::default();
     median_time(device, repeat, || {
         let sketch = sketch.clone();
-        // The callback never breaks, so the cached sampler cannot fail here.
+        // The callback never breaks and the CPU backend reads back, so neither sampler
+        // can fail here.
         let grid = if cached {
             sample::sample(
                 model,
@@ -200,9 +203,10 @@ fn sampling_seconds(
                 &sampling,
                 &mut |_, _| ControlFlow::Continue(()),
             )
-            .unwrap_or_default()
+            .expect("a benchmark's sampler is never cancelled")
         } else {
             sample::sample_recomputed(model, &tokens, &token_mask, sketch, order, &sampling)
+                .expect("logits read back from the CPU")
         };
         std::hint::black_box(grid);
     })
@@ -276,10 +280,9 @@ pub struct EditTiming {
 
 /// Times an iLAT edit of the first sample face with a centred 20x20 box mask (25 of
 /// 256 tokens, about 10 %), models loaded beforehand.
-pub fn edit(engine: &mut Engine, runs: usize) -> Result<EditTiming, EngineError> {
+pub fn edit(engine: &mut Engine, runs: usize) -> Result<EditTiming, EvalError> {
     let face =
-        crate::data::faces::load_square(&crate::paths::sample_faces().join("000901.png"), 64)
-            .map_err(|e| EngineError::Input(e.to_string()))?;
+        crate::data::faces::load_square(&crate::paths::sample_faces().join("000901.png"), 64)?;
     let mask = GrayImage::from_fn(64, 64, |x, y| {
         Luma([if (22..42).contains(&x) && (22..42).contains(&y) {
             255
@@ -287,7 +290,7 @@ pub fn edit(engine: &mut Engine, runs: usize) -> Result<EditTiming, EngineError>
             0
         }])
     });
-    engine.prepare(Method::Ilat, Guidance::Sketch)?;
+    engine.prepare(Method::Ilat, GuideKind::Sketch)?;
     let request = EditRequest {
         image: face,
         mask,
@@ -304,7 +307,7 @@ pub fn edit(engine: &mut Engine, runs: usize) -> Result<EditTiming, EngineError>
         }
     });
     match failure {
-        Some(err) => Err(err),
+        Some(err) => Err(err.into()),
         None => Ok(EditTiming {
             median_seconds,
             runs,

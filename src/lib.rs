@@ -1,6 +1,8 @@
 //! Tessera: a desktop image editor whose small generative models regenerate only the
-//! masked part of a picture. See DESIGN.md for the architecture: the editor and the
-//! command line both talk to [`engine::Engine`]; models live in their own modules.
+//! masked part of a picture. ARCHITECTURE.md in the repository tells how it fits
+//! together: the editor and the command line both talk to [`engine::Engine`]; each
+//! model lives in its own module, and what they share (the token machinery, the
+//! training loop, the network blocks) in modules of its own.
 
 pub mod allocator;
 pub mod backend;
@@ -19,8 +21,8 @@ pub mod nn;
 pub mod paths;
 pub mod region;
 pub mod report;
-pub mod run;
 pub mod store;
+pub mod tokens;
 pub mod training;
 pub mod vqgan;
 pub mod worker;

@@ -1,4 +1,4 @@
-//! `tessera`: maps [`tessera::run::run`] to an exit code.
+//! `tessera`: maps [`tessera::cli::run`] to an exit code.
 
 use std::process::ExitCode;
 
@@ -12,7 +12,11 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    match tessera::run::run(tessera::cli::Opts::parse()) {
+    let opts = tessera::cli::Opts::parse();
+    if let Err(err) = opts.check() {
+        err.exit();
+    }
+    match tessera::cli::run(opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

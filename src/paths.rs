@@ -1,6 +1,7 @@
-//! Where Tessera finds its data and models unless told otherwise.
+//! Where Tessera finds its data, models, runs and assets unless told otherwise: every
+//! path of the data folder is named here and nowhere else.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The data folder: `$TESSERA_DATA`, else `data/` in the source tree (where
 /// `scripts/fetch-data.sh` puts it).
@@ -36,4 +37,71 @@ pub fn samples() -> PathBuf {
 /// The sample faces.
 pub fn sample_faces() -> PathBuf {
     samples().join("faces")
+}
+
+/// The hand-checked keypoints of the people's frames (`assets/poses/keypoints.json`).
+pub fn pose_keypoints() -> PathBuf {
+    assets().join("poses/keypoints.json")
+}
+
+/// The pieces of a data folder, as `scripts/fetch-data.sh` lays them out.
+#[derive(Debug, Clone)]
+pub struct Data {
+    root: PathBuf,
+}
+
+impl Default for Data {
+    /// The data folder of [`data_dir`].
+    fn default() -> Self {
+        Self::at(&data_dir())
+    }
+}
+
+impl Data {
+    /// The data folder at `root`.
+    pub fn at(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// The folder itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The training faces (CelebA).
+    pub fn faces_train(&self) -> PathBuf {
+        self.root.join(Self::FACES_TRAIN)
+    }
+
+    /// The held-out faces.
+    pub fn faces_test(&self) -> PathBuf {
+        self.root.join(Self::FACES_TEST)
+    }
+
+    /// The Olivetti faces.
+    pub fn olivetti(&self) -> PathBuf {
+        self.root.join(Self::OLIVETTI)
+    }
+
+    /// The people's video frames, a folder per video.
+    pub fn pose_frames(&self) -> PathBuf {
+        self.root.join("poses/frames")
+    }
+
+    /// MobileNetV2's weights (the tokenizer's perceptual loss).
+    pub fn mobilenet(&self) -> PathBuf {
+        self.root.join("nets/mobilenet_v2.safetensors")
+    }
+
+    /// The FID InceptionV3's weights (FID and KID).
+    pub fn inception(&self) -> PathBuf {
+        self.root.join("nets/inception_v3_fid.safetensors")
+    }
+
+    /// The folders of pictures, relative to the root, that `tessera data check` counts.
+    pub const FACES_TRAIN: &str = "faces/train";
+    pub const FACES_TEST: &str = "faces/test";
+    pub const OLIVETTI: &str = "olivetti";
 }

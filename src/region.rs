@@ -1,4 +1,4 @@
-//! The part of a picture an edit works on (DESIGN §2): a square around the mask,
+//! The part of a picture an edit works on: a square around the mask,
 //! resampled to the models' side, and the way the result goes back: only inside the
 //! mask, feathered at its inner edge, so every pixel outside the mask keeps its exact
 //! value.

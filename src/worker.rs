@@ -1,4 +1,4 @@
-//! The background worker that owns the engine (DESIGN §2): the editor sends it jobs
+//! The background worker that owns the engine: the editor sends it jobs
 //! and reads back progress, so the interface never waits on a model.
 //!
 //! The latest job wins: a new job cancels the running one at its next token, and jobs
@@ -16,9 +16,9 @@ use std::time::Instant;
 use image::RgbImage;
 
 use crate::engine::{
-    EditProgress, EditRequest, Engine, EngineError, Generator, ReposeRequest, TokenGrid,
+    Arch, EditProgress, EditRequest, Engine, EngineError, GuideKind, Method, ReposeRequest,
+    SampleSource, TokenGrid,
 };
-use crate::hit::Arch;
 
 /// A job for the models.
 #[derive(Debug, Clone)]
@@ -30,7 +30,7 @@ pub enum Request {
     Repose(ReposeRequest),
     /// New pictures from a generator, one per seed from `seed` on (one candidate each).
     Sample {
-        generator: Generator,
+        generator: SampleSource,
         seed: u64,
         count: usize,
     },
@@ -136,6 +136,30 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// A worker over the models in `models` on `backend`. The face models load at
+    /// once, on the worker, while the person looks at the picture, so the first edit
+    /// neither waits for them nor takes the window's frames; a model that is missing
+    /// is named when a job needs it.
+    pub fn for_models(
+        models: &std::path::Path,
+        backend: crate::backend::BackendChoice,
+        notify: impl Fn() + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let models = models.to_path_buf();
+        Self::spawn(
+            move || {
+                let started = Instant::now();
+                let mut engine = Engine::new(&models, backend)?;
+                if let Err(err) = engine.prepare(Method::Ilat, GuideKind::Sketch) {
+                    tracing::warn!("the face models are not ready: {err}");
+                }
+                tracing::info!("engine ready in {:.1} s", started.elapsed().as_secs_f64());
+                Ok(engine)
+            },
+            notify,
+        )
+    }
+
     /// Starts the thread; `open` builds the engine there (models load lazily), and
     /// `notify` is called after every event (the editor passes `request_repaint`).
     pub fn spawn(
@@ -332,7 +356,7 @@ fn run(
             }
         }
     }))
-    .unwrap_or_else(|panic| Err(EngineError::Input(panic_message(&*panic))))
+    .unwrap_or_else(|panic| Err(EngineError::Failed(panic_message(&*panic))))
 }
 
 /// What a caught panic said.

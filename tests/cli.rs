@@ -297,8 +297,19 @@ fn sample_interpolate_to_writes_a_strip_from_one_seeds_face_to_the_others() {
         &["--model", "imagebart", "--interpolate-to", "9"],
         "never.png",
     );
-    assert!(!refused.status.success());
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "a usage error, as clap's own"
+    );
     assert!(stderr(&refused).contains("latent"), "{}", stderr(&refused));
+}
+
+#[test]
+fn option_values_out_of_range_are_usage_errors() {
+    let out = tessera(&["sample", "--model", "hit", "--n", "0", "--out", "never.png"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--n"), "{}", stderr(&out));
 }
 
 /// A data folder with four held-out and four training faces from the repository's

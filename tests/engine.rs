@@ -9,12 +9,12 @@ use tessera::backend::BackendChoice;
 use tessera::data::faces::load_folder;
 use tessera::data::people::{DILATION, repose_region};
 use tessera::data::poses::Pose;
+use tessera::engine::Sampling;
 use tessera::engine::{
-    DEFAULT_CYCLES, EditProgress, EditRequest, Engine, EngineError, Generator, Method,
-    ReposeRequest,
+    DEFAULT_CYCLES, EditProgress, EditRequest, Engine, EngineError, Method, ReposeRequest,
+    SampleSource,
 };
 use tessera::hit::Arch;
-use tessera::ilat::sample::Sampling;
 
 fn engine(tag: &str) -> Engine {
     Engine::new(&common::tiny_models(tag), BackendChoice::Cpu).expect("engine")
@@ -337,10 +337,14 @@ fn imagebart_refines_only_the_masked_part_and_reports_every_stage() {
 fn a_seed_gives_the_same_face_another_seed_another_and_interpolation_joins_them() {
     let mut engine = engine("engine-sample");
     for arch in [Arch::Hit, Arch::Conv] {
-        let first = engine.sample(Generator::Gan(arch), 7, 2).expect("sample");
+        let first = engine
+            .sample(SampleSource::Gan(arch), 7, 2)
+            .expect("sample");
         assert_eq!(first.len(), 2);
         assert!(first.iter().all(|p| p.dimensions() == (64, 64)));
-        let again = engine.sample(Generator::Gan(arch), 7, 1).expect("sample");
+        let again = engine
+            .sample(SampleSource::Gan(arch), 7, 1)
+            .expect("sample");
         assert_eq!(again[0], first[0], "{arch:?}: the same seed, the same face");
         assert_ne!(first[0], first[1], "{arch:?}: seeds 7 and 8 differ");
         let path = engine.interpolate(arch, (7, 8), 5).expect("interpolate");

@@ -18,7 +18,7 @@ use tessera::data::convert::decode_image;
 use tessera::editor::document::Document;
 use tessera::editor::project::{Project, Settings};
 use tessera::engine::Method;
-use tessera::ilat::sample::Sampling;
+use tessera::engine::Sampling;
 
 fn budget() -> Duration {
     let seconds = std::env::var("TESSERA_FUZZ_SECONDS")

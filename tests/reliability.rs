@@ -11,7 +11,7 @@ use tessera::data::convert::open_image;
 use tessera::editor::document::Document;
 use tessera::editor::project::{Project, Settings};
 use tessera::engine::Method;
-use tessera::ilat::sample::Sampling;
+use tessera::engine::Sampling;
 
 fn corpus() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/images")

@@ -10,9 +10,9 @@ use image::{GrayImage, Luma};
 use tessera::backend::BackendChoice;
 use tessera::data::faces::load_folder;
 use tessera::data::poses::Pose;
+use tessera::engine::Sampling;
 use tessera::engine::{DEFAULT_CYCLES, EditRequest, Engine, Method, ReposeRequest};
-use tessera::ilat::model::{Guidance, IlatConfig};
-use tessera::ilat::sample::Sampling;
+use tessera::ilat::model::{GuideKind, IlatConfig};
 use tessera::store;
 use tessera::worker::{Event, Request, Worker};
 
@@ -98,7 +98,7 @@ fn a_worker_without_models_says_why() {
     let worker = Worker::spawn(
         move || {
             let mut engine = Engine::new(&empty, BackendChoice::Cpu)?;
-            engine.prepare(Method::Ilat, Guidance::Sketch)?;
+            engine.prepare(Method::Ilat, GuideKind::Sketch)?;
             Ok(engine)
         },
         || {},

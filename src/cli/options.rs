@@ -1,13 +1,13 @@
-//! Command-line options (clap derive). `main` validates nothing itself: each verb's
-//! options are handed to the code that runs it.
+//! Command-line options (clap derive), with every rule on them that clap can state
+//! (value ranges), and the one it cannot, checked before anything runs
+//! ([`Opts::check`]). The values of the flags are in [`super::values`].
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::backend::BackendChoice;
-use crate::engine::Method;
-use crate::ilat::sample::Sampling;
+use super::values::{ArchArg, BackendArg, MethodArg, SampleModel, SketchInputArg, TrainedMethod};
+use crate::engine::{SampleSource, Sampling};
 
 /// Tessera: regenerate only the masked part of a picture, with small generative models.
 #[derive(Debug, Parser)]
@@ -17,8 +17,8 @@ pub struct Opts {
     #[arg(long, global = true, value_name = "DIR")]
     pub models: Option<PathBuf>,
     /// Compute backend: a hardware GPU if present, else the CPU (auto); or force one.
-    #[arg(long, global = true, value_enum, default_value_t = BackendChoice::Auto)]
-    pub backend: BackendChoice,
+    #[arg(long, global = true, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
     /// What to do (default: open the editor).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -80,8 +80,8 @@ pub struct EditOpts {
 #[derive(Debug, Args)]
 pub struct GenerateOpts {
     /// How to regenerate.
-    #[arg(long, value_enum, default_value_t = Method::Ilat)]
-    pub method: Method,
+    #[arg(long, value_enum, default_value_t = MethodArg::Ilat)]
+    pub method: MethodArg,
     /// Seed of the sampler.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -117,29 +117,19 @@ pub struct SampleOpts {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// How many pictures (laid out in a square grid).
-    #[arg(long, default_value_t = 16)]
-    pub n: usize,
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub n: u32,
     /// Sample among the K most likely tokens (0 = all).
     #[arg(long, default_value_t = 100)]
     pub top_k: usize,
     /// Instead of a grid, a strip of --n faces on the way from --seed's face to this
-    /// seed's (HiT and conv: only a GAN has a latent space to walk).
+    /// seed's (HiT and conv: only a GAN has a latent space to walk; ImageBART has no
+    /// latent space).
     #[arg(long, value_name = "SEED")]
     pub interpolate_to: Option<u64>,
     /// Where to write the grid (PNG or JPEG by extension).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
-}
-
-/// Generators `tessera sample` can run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SampleModel {
-    /// ImageBART's whole reverse chain from noise.
-    Imagebart,
-    /// The HiT generator.
-    Hit,
-    /// The convolutional baseline generator.
-    Conv,
 }
 
 /// `tessera repose …`
@@ -209,8 +199,8 @@ pub struct HitTrainOpts {
     #[command(flatten)]
     pub common: TrainCommon,
     /// Which generator.
-    #[arg(long, value_enum, default_value_t = crate::hit::Arch::Hit)]
-    pub arch: crate::hit::Arch,
+    #[arg(long, value_enum, default_value_t = ArchArg::Hit)]
+    pub arch: ArchArg,
 }
 
 /// Options of `tessera train imagebart`.
@@ -231,15 +221,6 @@ pub struct PoseTrainOpts {
     /// Which objective: iLAT (LA mask, masked tokens) or Taming (causal, all tokens).
     #[arg(long, value_enum, default_value_t = TrainedMethod::Ilat)]
     pub method: TrainedMethod,
-}
-
-/// The two ways a token model is trained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum TrainedMethod {
-    /// iLAT.
-    Ilat,
-    /// The Taming baseline.
-    Taming,
 }
 
 /// Options every `tessera train` verb takes.
@@ -280,15 +261,6 @@ pub struct TokenTrainOpts {
     pub name: Option<String>,
 }
 
-/// `--sketch-input`: see `ilat::model::SketchInput`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum SketchInputArg {
-    /// Sketch patch embedding added at each token's own position (sequence N).
-    Aligned,
-    /// Sketch patches prepended as condition rows (sequence 2N), as in the paper.
-    Prepended,
-}
-
 /// Options of `tessera train vqgan`.
 #[derive(Debug, Args)]
 pub struct VqganTrainOpts {
@@ -300,12 +272,13 @@ pub struct VqganTrainOpts {
 #[derive(Debug, Args)]
 pub struct EvalOpts {
     #[command(subcommand)]
-    pub model: EvalModel,
+    pub task: EvalTask,
 }
 
-/// Evaluations.
+/// Evaluations: of a model (the tokenizer, the GANs) or of a task (editing,
+/// completion, reposing) done by every method.
 #[derive(Debug, Subcommand)]
-pub enum EvalModel {
+pub enum EvalTask {
     /// Tokenizer reconstruction: PSNR, SSIM, L1, codebook usage.
     Vqgan {
         /// Folder of images (centre-cropped and resized); default: the held-out faces.
@@ -399,7 +372,7 @@ pub enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
-    /// One 64x64 face edit with a 10 % mask, end to end, models loaded.
+    /// One face edit at the models' side with a 10 % mask, end to end, models loaded.
     Edit {
         /// Timed runs after one warm-up run.
         #[arg(long, default_value_t = 10)]
@@ -408,4 +381,28 @@ pub enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+}
+
+impl Opts {
+    /// The rules on the options that clap cannot state on its own.
+    pub fn check(&self) -> Result<(), clap::Error> {
+        match &self.command {
+            Some(Command::Sample(sample)) => sample.check(),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl SampleOpts {
+    /// The rule clap cannot state on its own: only a GAN can be interpolated. Reported
+    /// as clap reports its own rules.
+    pub fn check(&self) -> Result<(), clap::Error> {
+        if self.interpolate_to.is_some() && SampleSource::from(self.model).gan().is_none() {
+            return Err(<Opts as clap::CommandFactory>::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--interpolate-to needs a GAN (--model hit or conv): ImageBART has no latent space",
+            ));
+        }
+        Ok(())
+    }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::faces::list_images;
+use crate::paths::Data;
 
 /// One expected piece of data and what was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,8 +21,13 @@ pub struct Piece {
     pub ok: bool,
 }
 
-/// Image folders and their sizes (DESIGN §4a).
-const FOLDERS: [(&str, usize); 3] = [("faces/train", 900), ("faces/test", 99), ("olivetti", 400)];
+/// Image folders and their sizes: CelebA's first 999 aligned faces split 900/99, and
+/// the 400 Olivetti faces.
+const FOLDERS: [(&str, usize); 3] = [
+    (Data::FACES_TRAIN, 900),
+    (Data::FACES_TEST, 99),
+    (Data::OLIVETTI, 400),
+];
 
 /// Checks every piece under `data`.
 pub fn check(data: &Path) -> Vec<Piece> {
@@ -65,7 +71,7 @@ fn pose_pieces() -> Vec<Piece> {
         found,
         expected: expected.to_string(),
     };
-    match super::poses::load(&super::poses::keypoints_path()) {
+    match super::poses::load(&crate::paths::pose_keypoints()) {
         Ok(frames) => {
             let (_, test) = super::poses::split(&frames);
             vec![

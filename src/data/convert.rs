@@ -2,6 +2,7 @@
 //! masks of 0/1; everything outside the models sees `image` buffers.
 
 use burn::prelude::*;
+use burn::tensor::TensorReadError;
 use image::imageops::FilterType;
 use image::{DynamicImage, GrayImage, RgbImage};
 
@@ -19,15 +20,11 @@ pub fn images_to_tensor(images: &[RgbImage], device: &Device) -> Tensor<4> {
 }
 
 /// Splits a `[B, 3, H, W]` tensor in [-1, 1] into RGB images (values clamped, rounded).
-pub fn tensor_to_images(tensor: Tensor<4>) -> Vec<RgbImage> {
+pub fn tensor_to_images(tensor: Tensor<4>) -> Result<Vec<RgbImage>, TensorReadError> {
     let [batch, _, h, w] = tensor.dims();
-    let data: Vec<f32> = tensor
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec()
-        .unwrap_or_default();
+    let data: Vec<f32> = tensor.try_into_vec_as::<f32>()?;
     let plane = h * w;
-    (0..batch)
+    Ok((0..batch)
         .map(|b| {
             RgbImage::from_fn(w as u32, h as u32, |x, y| {
                 let i = y as usize * w + x as usize;
@@ -35,7 +32,28 @@ pub fn tensor_to_images(tensor: Tensor<4>) -> Vec<RgbImage> {
                 image::Rgb([at(0), at(1), at(2)])
             })
         })
-        .collect()
+        .collect())
+}
+
+/// Token grids (`side * side` codebook indices each, row-major) as a `[B, side, side]`
+/// tensor.
+pub fn grids_to_tensor(grids: &[&[usize]], side: usize, device: &Device) -> Tensor<3, Int> {
+    let flat: Vec<i64> = grids
+        .iter()
+        .flat_map(|g| g.iter().map(|&t| t as i64))
+        .collect();
+    Tensor::from_data(TensorData::new(flat, [grids.len(), side, side]), device)
+}
+
+/// A `[B, side, side]` tensor of codebook indices as `B` row-major grids.
+pub fn tensor_to_grids(indices: Tensor<3, Int>) -> Result<Vec<Vec<usize>>, TensorReadError> {
+    let [batch, side, _] = indices.dims();
+    let flat: Vec<i64> = indices.try_into_vec_as::<i64>()?;
+    Ok(flat
+        .chunks(side * side)
+        .take(batch)
+        .map(|chunk| chunk.iter().map(|&i| i as usize).collect())
+        .collect())
 }
 
 fn to_byte(v: f32) -> u8 {
@@ -176,7 +194,7 @@ mod tests {
             image::Rgb([(x * 50) as u8, (y * 60) as u8, 255])
         });
         let back = tensor_to_images(images_to_tensor(&[img.clone(), img.clone()], &device));
-        assert_eq!(back, vec![img.clone(), img]);
+        assert_eq!(back.expect("read back"), vec![img.clone(), img]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Folders of images as training and evaluation sets, with the augmentations of
-//! DESIGN §4a (horizontal flips, ±2 px shifts).
+//! Folders of images as training and evaluation sets, with the augmentations every
+//! model trains with (horizontal flips, ±2 px shifts).
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,7 @@
 //! Random edit masks for training: free-form brush strokes (as DeepFill v2 draws them)
 //! and boxes, the two shapes a person paints in the editor.
 
+use super::PicturePoint;
 use image::{GrayImage, Luma};
 use rand::Rng;
 
@@ -48,7 +49,7 @@ fn stroke(mask: &mut GrayImage, rng: &mut impl Rng) {
 }
 
 /// Paints a segment with round caps in `value`.
-pub fn segment(mask: &mut GrayImage, from: (f32, f32), to: (f32, f32), radius: f32, value: u8) {
+pub fn segment(mask: &mut GrayImage, from: PicturePoint, to: PicturePoint, radius: f32, value: u8) {
     let steps =
         ((to.0 - from.0).hypot(to.1 - from.1) / (radius * 0.5).max(0.5)).ceil() as usize + 1;
     for i in 0..=steps {

@@ -10,6 +10,10 @@ pub mod sketch;
 
 use std::path::PathBuf;
 
+/// A point in a picture's own pixels: x to the right, y down, from the top-left corner
+/// (on screen the editor uses egui's `Pos2`, in points).
+pub type PicturePoint = (f32, f32);
+
 /// Why data could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {

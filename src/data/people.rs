@@ -1,4 +1,4 @@
-//! People for reposing (iLAT §3.3, DESIGN §4a): the demo-video frames, kept in memory
+//! People for reposing (iLAT §3.3): the demo-video frames, kept in memory
 //! at a quarter of their size, pairs of frames of one person, and the example a pair
 //! makes: both frames cropped to the same square around the union of the two
 //! skeletons, the mask of that union, and the target pose. The engine's `repose` cuts

@@ -1,4 +1,4 @@
-//! People and their poses (DESIGN §4a, iLAT §3.3): the 13-joint keypoints committed in
+//! People and their poses (iLAT §3.3): the 13-joint keypoints committed in
 //! `assets/poses/keypoints.json` for every demo-video frame, a split that holds out the
 //! last fifth of every video with a gap before it (so no test frame has a training
 //! neighbour), the tracks of one person through a video and the pairs of frames drawn
@@ -6,7 +6,7 @@
 //! the old and the new skeleton, dilated).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use image::GrayImage;
 use serde::Deserialize;
@@ -265,11 +265,6 @@ pub struct Frame {
     pub pose: Pose,
 }
 
-/// The committed annotations.
-pub fn keypoints_path() -> PathBuf {
-    crate::paths::assets().join("poses/keypoints.json")
-}
-
 #[derive(Deserialize)]
 struct File {
     videos: BTreeMap<String, Video>,
@@ -511,7 +506,7 @@ mod tests {
 
     #[test]
     fn the_committed_keypoints_load_and_every_pose_lies_in_its_frame() {
-        let frames = load(&keypoints_path()).expect("committed keypoints");
+        let frames = load(&crate::paths::pose_keypoints()).expect("committed keypoints");
         assert!(frames.len() > 900, "{} frames", frames.len());
         for frame in &frames {
             for joint in frame.pose.joints.iter().filter(|j| j.visible) {
@@ -522,7 +517,7 @@ mod tests {
 
     #[test]
     fn held_out_frames_never_neighbour_training_frames() {
-        let frames = load(&keypoints_path()).expect("committed keypoints");
+        let frames = load(&crate::paths::pose_keypoints()).expect("committed keypoints");
         let (train, test) = split(&frames);
         assert!(!test.is_empty() && train.len() > 3 * test.len());
         for t in &test {

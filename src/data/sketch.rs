@@ -1,8 +1,8 @@
 //! XDoG sketches (Winnemöller et al. 2012), the guidance of iLAT's face editing (§3.3).
 //!
-//! Training sketches are computed from the photos, and the editor computes the sketch
-//! of the current image outside the mask the same way, so a user's strokes (dark on
-//! white) meet the model in the form it was trained on.
+//! Training sketches are computed from the photos, and the engine computes the sketch
+//! of the picture outside the mask the same way (`guide_sketch`), so a user's strokes
+//! (dark on white) meet the model in the form it was trained on.
 //!
 //! `D = G_σ ∗ I − τ · G_{kσ} ∗ I` on the luminance `I` in [0, 1]; a pixel is white when
 //! `D ≥ ε` and `1 + tanh(φ·(D − ε))` otherwise; the result is thresholded at ½ into

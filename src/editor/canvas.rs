@@ -12,6 +12,7 @@ use image::{GrayImage, RgbImage};
 
 use super::gpu::CanvasPaint;
 use super::skeleton;
+use crate::data::PicturePoint;
 use crate::data::poses::Pose;
 use eframe::egui_wgpu;
 use std::sync::Arc;
@@ -21,8 +22,8 @@ use std::sync::Arc;
 pub enum StrokeEvent {
     /// Paint (or with `erase`, clear) a segment.
     Segment {
-        from: (f32, f32),
-        to: (f32, f32),
+        from: PicturePoint,
+        to: PicturePoint,
         erase: bool,
     },
     /// The button was released: the stroke is complete.
@@ -48,7 +49,7 @@ pub struct CanvasView {
     /// The uploaded picture, mask tint and sketch, with the revision each shows.
     textures: [Option<(u64, TextureHandle)>; 3],
     /// Last pointer position of the stroke in progress, in picture pixels.
-    last: Option<(f32, f32)>,
+    last: Option<PicturePoint>,
     /// Where the picture was shown in the last frame, in points.
     shown: Option<Rect>,
     /// Whether the canvas is drawn by the WGSL shader (`gpu`), and the revisions and
@@ -85,7 +86,7 @@ impl CanvasView {
     }
 
     /// Where picture pixel `(x, y)` was shown in the last frame, in points.
-    pub fn to_screen(&self, picture_width: u32, (x, y): (f32, f32)) -> Pos2 {
+    pub fn to_screen(&self, picture_width: u32, (x, y): PicturePoint) -> Pos2 {
         let origin = self.shown.map_or(Pos2::ZERO, |shown| shown.min);
         origin + Vec2::new(x, y) * self.scale(picture_width)
     }
@@ -221,7 +222,7 @@ impl CanvasView {
         &mut self,
         ui: &egui::Ui,
         response: &egui::Response,
-        to_picture: impl Fn(Pos2) -> (f32, f32),
+        to_picture: impl Fn(Pos2) -> PicturePoint,
     ) -> Vec<StrokeEvent> {
         let (primary, secondary) =
             ui.input(|i| (i.pointer.primary_down(), i.pointer.secondary_down()));

@@ -4,6 +4,7 @@
 
 use image::{GrayImage, Luma, RgbImage};
 
+use crate::data::PicturePoint;
 use crate::data::masks::segment;
 use crate::data::poses::Pose;
 
@@ -60,8 +61,8 @@ impl Document {
     pub fn paint(
         &mut self,
         layer: Layer,
-        from: (f32, f32),
-        to: (f32, f32),
+        from: PicturePoint,
+        to: PicturePoint,
         radius: f32,
         erase: bool,
     ) {

@@ -8,9 +8,31 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 
 use super::autosave::{Autosaver, autosave_path};
-use super::project::{EXTENSION, Project, write_atomically};
+use super::project::{EXTENSION, Project, ProjectError, write_atomically};
+use crate::data::DataError;
 use crate::data::convert::open_image;
 use crate::data::poses::Pose;
+
+/// Why a file could not be opened, saved, exported or autosaved.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// A project that could not be read or written.
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    /// A picture or pose that could not be read.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// An export to a format the editor does not write.
+    #[error("{}: export as .png, .jpg or .jpeg", .0.display())]
+    ExportFormat(PathBuf),
+    /// A file or folder that could not be written while `doing` (export, autosave).
+    #[error("{doing} failed: {}: {reason}", path.display())]
+    Write {
+        doing: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+}
 
 /// Quiet time after a change before it is autosaved.
 const AUTOSAVE_DELAY: Duration = Duration::from_secs(1);
@@ -24,16 +46,14 @@ pub enum Opened {
 }
 
 /// Reads a picture or a project, by its extension.
-pub fn open(path: &Path) -> Result<Opened, String> {
+pub fn open(path: &Path) -> Result<Opened, FileError> {
     if path.extension().is_some_and(|e| e == EXTENSION) {
-        return Project::load(path)
-            .map(|p| Opened::Project(Box::new(p)))
-            .map_err(|e| e.to_string());
+        return Ok(Opened::Project(Box::new(Project::load(path)?)));
     }
-    let picture = open_image(path).map_err(|e| e.to_string())?.to_rgb8();
+    let picture = open_image(path)?.to_rgb8();
     let pose_file = path.with_extension("pose.json");
     let pose = match pose_file.exists() {
-        true => Some(Pose::read(&pose_file).map_err(|e| e.to_string())?),
+        true => Some(Pose::read(&pose_file)?),
         false => None,
     };
     Ok(Opened::Picture(picture, pose))
@@ -67,17 +87,21 @@ pub fn export_dialog(name: &str) -> Option<PathBuf> {
 }
 
 /// Writes the picture as PNG or JPEG (by extension), atomically.
-pub fn export(picture: &RgbImage, path: &Path) -> Result<(), String> {
+pub fn export(picture: &RgbImage, path: &Path) -> Result<(), FileError> {
     let format = image::ImageFormat::from_path(path)
         .ok()
         .filter(|f| matches!(f, image::ImageFormat::Png | image::ImageFormat::Jpeg))
-        .ok_or_else(|| format!("{}: export as .png, .jpg or .jpeg", path.display()))?;
+        .ok_or_else(|| FileError::ExportFormat(path.to_path_buf()))?;
+    let failed = |reason: String| FileError::Write {
+        doing: "export",
+        path: path.to_path_buf(),
+        reason,
+    };
     let mut bytes = std::io::Cursor::new(Vec::new());
     picture
         .write_to(&mut bytes, format)
-        .map_err(|e| e.to_string())?;
-    write_atomically(path, bytes.get_ref())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .map_err(|e| failed(e.to_string()))?;
+    write_atomically(path, bytes.get_ref()).map_err(|e| failed(e.to_string()))
 }
 
 /// The project's place on disk and its autosave.
@@ -134,18 +158,22 @@ impl ProjectFile {
     }
 
     /// Hands a snapshot to the autosave thread (started on first use).
-    pub fn autosave(&mut self, project: Project) -> Result<(), String> {
+    pub fn autosave(&mut self, project: Project) -> Result<(), FileError> {
         self.dirty = None;
         if self.autosaver.is_none() {
             let target = self
                 .path
                 .clone()
                 .unwrap_or_else(|| autosave_path(&self.name));
+            let failed = |path: &Path, e: std::io::Error| FileError::Write {
+                doing: "autosave",
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            };
             if let Some(dir) = target.parent() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("autosave failed: {}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir).map_err(|e| failed(dir, e))?;
             }
-            let saver = Autosaver::spawn(target).map_err(|e| format!("autosave failed: {e}"))?;
+            let saver = Autosaver::spawn(target.clone()).map_err(|e| failed(&target, e))?;
             self.autosaver = Some(saver);
         }
         if let Some(saver) = &self.autosaver {
@@ -168,8 +196,8 @@ impl ProjectFile {
     }
 
     /// Saves now to `path` (which becomes the project's place and its autosave's).
-    pub fn save(&mut self, project: &Project, path: PathBuf) -> Result<(), String> {
-        project.save(&path).map_err(|e| e.to_string())?;
+    pub fn save(&mut self, project: &Project, path: PathBuf) -> Result<(), FileError> {
+        project.save(&path)?;
         if self.path.as_ref() != Some(&path) {
             self.autosaver = None; // the next autosave goes to the new place
         }

@@ -1,4 +1,4 @@
-//! The editor (DESIGN §1, §6): paint a mask and a sketch over a picture and let the
+//! The editor: paint a mask and a sketch over a picture and let the
 //! models regenerate the masked part on a background worker.
 //!
 //! The window renders with wgpu (the canvas then runs `shaders/canvas.wgsl`) or, when
@@ -41,7 +41,7 @@ pub fn run(
     };
     // Opened before the window, so a bad file is a clear error on the terminal.
     let mut app = EditorApp::new(image::RgbImage::new(1, 1), models, backend);
-    app.open(&path).map_err(anyhow::Error::msg)?;
+    app.open(&path)?;
     let demo = match demo {
         Some(screenshot) => {
             let edit = crate::paths::samples().join("edit");

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::document::Document;
 use crate::data::poses::Pose;
 use crate::engine::Method;
-use crate::ilat::sample::Sampling;
+use crate::engine::Sampling;
 
 /// The first bytes of every project file; the last one is the format's version.
 const MAGIC: &[u8; 8] = b"TESSERA\x01";

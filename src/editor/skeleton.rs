@@ -4,6 +4,7 @@
 
 use eframe::egui::{Color32, Pos2, Shape, Stroke};
 
+use crate::data::PicturePoint;
 use crate::data::poses::{LIMBS, Pose};
 
 /// Radius of a joint's dot, in points.
@@ -35,7 +36,7 @@ pub fn shapes(pose: &Pose, to_screen: impl Fn(f32, f32) -> Pos2, color: Color32)
 }
 
 /// The joint nearest to `point` (picture pixels) within `radius` pixels.
-pub fn nearest_joint(pose: &Pose, point: (f32, f32), radius: f32) -> Option<usize> {
+pub fn nearest_joint(pose: &Pose, point: PicturePoint, radius: f32) -> Option<usize> {
     pose.joints
         .iter()
         .enumerate()

@@ -1,28 +1,37 @@
 //! The engine: the one API through which the editor, the command line and the tests
 //! reach the models. It takes and returns plain images and masks; tensors never leave
-//! it. Models are loaded on first use and kept.
+//! it. Models are loaded on first use and kept ([`models`]).
 
+mod models;
 mod regenerate;
+mod request;
 
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::prelude::*;
+use burn::tensor::TensorReadError;
 use image::{GrayImage, Luma, RgbImage};
 
+pub use crate::hit::Arch;
+pub use crate::ilat::model::GuideKind;
+pub use crate::tokens::Sampling;
+pub use request::{
+    DEFAULT_CYCLES, EditProgress, EditRequest, Method, ReposeRequest, SampleSource, TokenGrid,
+};
+
 use crate::backend::{self, Backend, BackendChoice};
-use crate::data::convert::{images_to_tensor, masks_to_tensor, tensor_to_images};
+use crate::data::convert::{
+    grids_to_tensor, images_to_tensor, masks_to_tensor, tensor_to_grids, tensor_to_images,
+};
 use crate::data::people::{DILATION, repose_region};
-use crate::data::poses::Pose;
 use crate::data::sketch::Xdog;
-use crate::hit::{self, Arch, Sampler, SamplerConfig};
-use crate::ilat::examples::Guides;
-use crate::ilat::model::{Guidance, Ilat};
-use crate::ilat::sample::{Order, Sampling};
-use crate::imagebart::{self, model::Reverse, schedule::Schedule};
+use crate::hit;
+use crate::ilat::model::GuideBatch;
 use crate::region::Region;
-use crate::store::{self, StoreError};
-use crate::vqgan::{Vqgan, VqganConfig};
+use crate::store::StoreError;
+use crate::tokens::DecodeError;
+use models::ModelCache;
 use regenerate::{How, Job};
 
 /// Why an engine call failed.
@@ -37,152 +46,25 @@ pub enum EngineError {
     /// An input does not fit what the call expects.
     #[error("{0}")]
     Input(String),
+    /// A result could not be read back from the compute device.
+    #[error("reading a result from the compute device: {0}")]
+    Device(#[from] TensorReadError),
+    /// The computation itself failed (a bug or a device fault), with what it said.
+    #[error("the computation failed: {0}")]
+    Failed(String),
     /// The caller stopped the call.
     #[error("cancelled")]
     Cancelled,
 }
 
-/// How the masked part is regenerated.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
-pub enum Method {
-    /// iLAT: only the masked tokens, each seeing every kept token (model `ilat`).
-    Ilat,
-    /// The Taming baseline: every token from the first masked one on, causally (model
-    /// `taming`).
-    Taming,
-    /// The Taming model run with iLAT's mask and order ("Taming*").
-    TamingStar,
-    /// ImageBART: the masked tokens diffused and denoised by the reverse chain, for
-    /// `cycles` rounds (models `imagebart-step1…T`, unguided).
-    Imagebart,
-}
-
-impl Method {
-    /// The model file it runs for `guidance`: `ilat`/`taming` for sketches (faces),
-    /// `pose-ilat`/`pose-taming` for poses (people).
-    /// (ImageBART's chain has several files; its first step is named.)
-    pub fn model(self, guidance: Guidance) -> &'static str {
-        match (self, guidance) {
-            (Method::Ilat, Guidance::Sketch) => "ilat",
-            (Method::Taming | Method::TamingStar, Guidance::Sketch) => "taming",
-            (Method::Ilat, Guidance::Pose) => "pose-ilat",
-            (Method::Taming | Method::TamingStar, Guidance::Pose) => "pose-taming",
-            (Method::Imagebart, _) => "imagebart-step1",
-        }
-    }
-
-    fn order(self) -> Order {
-        match self {
-            Method::Ilat | Method::TamingStar | Method::Imagebart => Order::Local,
-            Method::Taming => Order::Full,
-        }
-    }
-
-    /// The name on the command line and in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Ilat => "ilat",
-            Method::Taming => "taming",
-            Method::TamingStar => "taming-star",
-            Method::Imagebart => "imagebart",
+impl From<DecodeError> for EngineError {
+    fn from(err: DecodeError) -> Self {
+        match err {
+            DecodeError::Cancelled => EngineError::Cancelled,
+            DecodeError::Read(err) => EngineError::Device(err),
         }
     }
 }
-
-/// One edit: regenerate `image` where `mask` is white.
-#[derive(Debug, Clone)]
-pub struct EditRequest {
-    /// The picture, any size.
-    pub image: RgbImage,
-    /// Same size; pixels ≥ 128 are regenerated.
-    pub mask: GrayImage,
-    /// Optional strokes (dark on white, same size) guiding the regenerated part; only
-    /// strokes inside the mask count, outside it the picture's own sketch is used.
-    pub sketch: Option<GrayImage>,
-    /// Which model and order.
-    pub method: Method,
-    /// Top-k, temperature, seed.
-    pub sampling: Sampling,
-    /// Refinement cycles of ImageBART (the other methods ignore it).
-    pub cycles: usize,
-}
-
-/// One repose: the person standing in `pose` in `image` is regenerated standing in
-/// `new_pose`; the union of both skeletons is the regenerated part.
-#[derive(Debug, Clone)]
-pub struct ReposeRequest {
-    /// The picture, any size.
-    pub image: RgbImage,
-    /// Where the person's joints are now, in the picture's pixels.
-    pub pose: Pose,
-    /// Where they should be.
-    pub new_pose: Pose,
-    /// Which model and order.
-    pub method: Method,
-    /// Top-k, temperature, seed.
-    pub sampling: Sampling,
-}
-
-/// What an edit reports while it runs.
-#[derive(Debug, Clone)]
-pub enum EditProgress {
-    /// A token was generated: the grid so far, how many of how many are done.
-    Token {
-        grid: TokenGrid,
-        done: usize,
-        total: usize,
-    },
-    /// The picture as it would look with the tokens so far.
-    Preview(RgbImage),
-    /// A grid of ImageBART's refinement (every one, for the trajectory): which cycle,
-    /// which chain level (`T` just diffused, 0 denoised), and the picture with it.
-    Stage {
-        cycle: usize,
-        level: usize,
-        image: RgbImage,
-    },
-}
-
-/// What the Sample tool draws new pictures from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Generator {
-    /// A GAN generator: HiT or its convolutional baseline.
-    Gan(Arch),
-    /// ImageBART's whole reverse chain from noise (the token-model gallery).
-    Imagebart,
-}
-
-impl Generator {
-    /// Every generator, in the order the editor lists them.
-    pub const ALL: [Generator; 3] = [
-        Generator::Gan(Arch::Hit),
-        Generator::Gan(Arch::Conv),
-        Generator::Imagebart,
-    ];
-
-    /// Its name (the model's, for the GANs).
-    pub fn name(self) -> &'static str {
-        match self {
-            Generator::Gan(arch) => arch.name(),
-            Generator::Imagebart => "imagebart",
-        }
-    }
-
-    /// The GAN behind it: only a GAN has a latent space to interpolate in.
-    pub fn gan(self) -> Option<Arch> {
-        match self {
-            Generator::Gan(arch) => Some(arch),
-            Generator::Imagebart => None,
-        }
-    }
-}
-
-/// ImageBART's refinement cycles unless asked otherwise: upper-half completion of the
-/// held-out faces gains 0.8 dB from 3 cycles to 6 and 0.4 dB more at 10, each cycle
-/// costing ~0.16 s (models/README.md).
-pub const DEFAULT_CYCLES: usize = 6;
 
 /// Previews per edit (besides the final picture).
 const PREVIEWS: usize = 6;
@@ -190,37 +72,19 @@ const PREVIEWS: usize = 6;
 /// Width of the blend at the mask's inner edge, in model pixels.
 const FEATHER: f32 = 2.0;
 
-/// A grid of codebook indices, row-major.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenGrid {
-    /// Side of the grid.
-    pub side: usize,
-    /// `side * side` indices.
-    pub indices: Vec<usize>,
-}
-
 /// Loaded models on one device.
 pub struct Engine {
     backend: Backend,
-    models_dir: PathBuf,
-    vqgan: Option<(Vqgan, VqganConfig)>,
-    token_models: Vec<(&'static str, Ilat, Guidance)>,
-    /// ImageBART's chain and its reverse steps (`models[t − 1]`: step `t`).
-    chain: Option<(Schedule, Vec<Reverse>)>,
-    /// Generators for click-to-sample, with their latent size.
-    samplers: Vec<(Arch, Sampler, usize)>,
+    models: ModelCache,
 }
 
 impl Engine {
     /// Chooses the backend; models are read from `models_dir` when first needed.
     pub fn new(models_dir: &Path, choice: BackendChoice) -> Result<Self, EngineError> {
+        let backend = backend::select(choice)?;
         Ok(Self {
-            backend: backend::select(choice)?,
-            models_dir: models_dir.to_path_buf(),
-            vqgan: None,
-            token_models: Vec::new(),
-            chain: None,
-            samplers: Vec::new(),
+            models: ModelCache::new(models_dir, backend.device.clone()),
+            backend,
         })
     }
 
@@ -229,91 +93,28 @@ impl Engine {
         &self.backend
     }
 
-    /// The tokenizer, loaded on first use.
-    fn vqgan(&mut self) -> Result<&(Vqgan, VqganConfig), EngineError> {
-        if self.vqgan.is_none() {
-            let loaded = Vqgan::load(&self.models_dir, "vqgan", &self.backend.device)?;
-            tracing::info!("loaded the tokenizer from {}", self.models_dir.display());
-            self.vqgan = Some(loaded);
-        }
-        self.vqgan
-            .as_ref()
-            .ok_or_else(|| EngineError::Input("tokenizer unavailable".into()))
-    }
-
-    /// A token model (see [`Method::model`]), loaded on first use.
-    fn token_model(&mut self, name: &'static str) -> Result<(&Ilat, Guidance), EngineError> {
-        if !self.token_models.iter().any(|(n, ..)| *n == name) {
-            let (model, config) = Ilat::load(&self.models_dir, name, &self.backend.device)?;
-            let (_, tokenizer) = self.vqgan()?;
-            if config.vocab != tokenizer.codebook_size
-                || config.grid != tokenizer.grid()
-                || config.patch != tokenizer.factor()
-            {
-                return Err(EngineError::Model(StoreError::Mismatch {
-                    weights: self.models_dir.join(format!("{name}.bpk")),
-                    config: self.models_dir.join("vqgan.json"),
-                    reason: "the token model was trained on another tokenizer".into(),
-                }));
-            }
-            self.token_models.push((name, model, config.guidance));
-        }
-        self.token_models
-            .iter()
-            .find(|(n, ..)| *n == name)
-            .map(|(_, m, g)| (m, *g))
-            .ok_or_else(|| EngineError::Input(format!("model {name} unavailable")))
-    }
-
-    /// Loads every model `method` needs for `guidance`, so the first edit is not
-    /// slower than the rest.
-    pub fn prepare(&mut self, method: Method, guidance: Guidance) -> Result<(), EngineError> {
+    /// Loads every model `method` needs for `kind` of guidance, so the first edit is
+    /// not slower than the rest.
+    pub fn prepare(&mut self, method: Method, kind: GuideKind) -> Result<(), EngineError> {
         if method == Method::Imagebart {
-            return self.chain().map(|_| ());
+            return self.models.chain().map(|_| ());
         }
-        let name = method.model(guidance);
-        let (_, found) = self.token_model(name)?;
-        if found != guidance {
+        let name = method.model_name(kind);
+        let (_, found) = self.models.token_model(name)?;
+        if found != kind {
             return Err(EngineError::Input(format!(
-                "the model {name} in {} is guided by {found:?}, not {guidance:?}",
-                self.models_dir.display()
+                "the model {name} in {} is guided by {found:?}, not {kind:?}",
+                self.models.dir().display()
             )));
         }
         Ok(())
     }
 
-    /// ImageBART's chain, loaded on first use; every step must fit the tokenizer.
-    fn chain(&mut self) -> Result<&(Schedule, Vec<Reverse>), EngineError> {
-        if self.chain.is_none() {
-            let path = imagebart::chain_path(&self.models_dir);
-            let schedule = imagebart::read_chain(&path)?;
-            let codes = self.codebook_size()?;
-            let grid = self.vqgan()?.1.grid();
-            let mut steps = Vec::new();
-            for t in 1..=schedule.steps() {
-                let name = imagebart::step_name(t);
-                let (model, config) = Reverse::load(&self.models_dir, &name, &self.backend.device)?;
-                if config.vocab != codes || config.grid != grid || schedule.codes != codes {
-                    return Err(EngineError::Model(StoreError::Mismatch {
-                        weights: self.models_dir.join(format!("{name}.bpk")),
-                        config: path.clone(),
-                        reason: "the chain was trained on another tokenizer".into(),
-                    }));
-                }
-                steps.push(model);
-            }
-            self.chain = Some((schedule, steps));
-        }
-        self.chain
-            .as_ref()
-            .ok_or_else(|| EngineError::Input("ImageBART unavailable".into()))
-    }
-
-    /// Regenerates the masked part of a picture of any size (DESIGN §2): the square
-    /// around the mask goes to the models' side, its masked tokens are sampled, the
-    /// result is decoded with the kept features (Eq. 4), resized back and blended in
-    /// only inside the mask. `progress` hears of every token and of a few previews,
-    /// and may cancel between tokens.
+    /// Regenerates the masked part of a picture of any size: the square around the
+    /// mask goes to the models' side, its masked tokens are sampled, the result is
+    /// decoded with the kept features (Eq. 4), resized back and blended in only inside
+    /// the mask. `progress` hears of every token and of a few previews, and may cancel
+    /// between tokens.
     pub fn edit(
         &mut self,
         request: &EditRequest,
@@ -325,25 +126,9 @@ impl Engine {
             sketch,
             ..
         } = request;
-        if mask.dimensions() != image.dimensions() {
-            return Err(EngineError::Input(format!(
-                "the mask is {}x{} but the image {}x{}",
-                mask.width(),
-                mask.height(),
-                image.width(),
-                image.height()
-            )));
-        }
-        if let Some(s) = sketch
-            && s.dimensions() != image.dimensions()
-        {
-            return Err(EngineError::Input(format!(
-                "the sketch is {}x{} but the image {}x{}",
-                s.width(),
-                s.height(),
-                image.width(),
-                image.height()
-            )));
+        check_same_size("mask", mask.dimensions(), image.dimensions())?;
+        if let Some(s) = sketch {
+            check_same_size("sketch", s.dimensions(), image.dimensions())?;
         }
         let size = self.image_size()?;
         let Some(region) = Region::around(mask, size) else {
@@ -356,14 +141,14 @@ impl Engine {
             &small_mask,
             sketch.as_ref().map(|s| region.crop_sketch(s, size)),
         );
-        let factor = self.vqgan()?.1.factor();
+        let factor = self.models.tokenizer()?.1.factor();
         let how = match request.method {
             Method::Imagebart => How::Refine {
                 cycles: request.cycles.max(1),
             },
             method => How::Sample {
-                guide: Guides::Sketches(vec![guide]).to_guide(factor, &self.backend.device),
-                model: method.model(Guidance::Sketch),
+                guide: GuideBatch::Sketches(vec![guide]).to_guide(factor, &self.backend.device),
+                model: method.model_name(GuideKind::Sketch),
                 order: method.order(),
             },
         };
@@ -410,8 +195,8 @@ impl Engine {
         }
         let features = new_pose.features(region.x as f32, region.y as f32, region.side as f32);
         let how = How::Sample {
-            guide: Guides::Poses(vec![features]).to_guide(1, &self.backend.device),
-            model: request.method.model(Guidance::Pose),
+            guide: GuideBatch::Poses(vec![features]).to_guide(1, &self.backend.device),
+            model: request.method.model_name(GuideKind::Pose),
             order: request.method.order(),
         };
         self.regenerate(
@@ -428,6 +213,29 @@ impl Engine {
         )
     }
 
+    /// `n` new pictures from `source`, the k-th from seed `seed + k`: the same seed
+    /// gives the same picture (ImageBART's with top-k as in edits).
+    pub fn sample(
+        &mut self,
+        source: SampleSource,
+        seed: u64,
+        n: usize,
+    ) -> Result<Vec<RgbImage>, EngineError> {
+        match source {
+            SampleSource::Gan(arch) => {
+                let device = self.backend.device.clone();
+                let gan = self.models.gan(arch)?;
+                let codes: Vec<Tensor<1>> = (0..n as u64)
+                    .map(|k| hit::latent(seed + k, gan.latent, &device))
+                    .collect();
+                Ok(tensor_to_images(
+                    gan.generator.forward(Tensor::stack(codes, 0)),
+                )?)
+            }
+            SampleSource::Imagebart => self.sample_imagebart(seed, n, Sampling::default().top_k),
+        }
+    }
+
     /// `n` pictures sampled through ImageBART's whole chain, from seed `seed` on (one
     /// seed each), at the models' side.
     pub fn sample_imagebart(
@@ -437,10 +245,13 @@ impl Engine {
         top_k: usize,
     ) -> Result<Vec<RgbImage>, EngineError> {
         let device = self.backend.device.clone();
-        let (vqgan, config) = self.vqgan()?;
+        let (vqgan, config) = self.models.tokenizer()?;
         let (vqgan, side) = (vqgan.clone(), config.grid());
-        let (schedule, models) = self.chain()?;
-        let chain = imagebart::sample::Chain { models, schedule };
+        let chain = self.models.chain()?;
+        let chain = crate::imagebart::sample::Chain {
+            models: &chain.steps,
+            schedule: &chain.schedule,
+        };
         let mut pictures = Vec::with_capacity(n);
         for k in 0..n as u64 {
             let sampling = Sampling {
@@ -449,59 +260,15 @@ impl Engine {
                 seed: seed + k,
             };
             let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed + k);
-            let grid = chain.sample(side * side, &sampling, &mut rng);
-            let indices = Tensor::<3, Int>::from_data(
-                TensorData::new(grid.iter().map(|&t| t as i64).collect(), [1, side, side]),
-                &device,
-            );
-            pictures.extend(tensor_to_images(vqgan.decode(indices)));
+            let grid = chain.sample(side * side, &sampling, &mut rng)?;
+            let indices = grids_to_tensor(&[&grid], side, &device);
+            pictures.extend(tensor_to_images(vqgan.decode(indices))?);
         }
         Ok(pictures)
     }
 
-    /// A generator (`hit` or `conv`), loaded on first use.
-    fn sampler(&mut self, arch: Arch) -> Result<(&Sampler, usize), EngineError> {
-        if !self.samplers.iter().any(|(a, ..)| *a == arch) {
-            let (model, config) = store::load_model(
-                &self.models_dir,
-                arch.name(),
-                &self.backend.device,
-                |config: &SamplerConfig, device| config.init(device),
-            )?;
-            self.samplers.push((arch, model, config.latent()));
-        }
-        self.samplers
-            .iter()
-            .find(|(a, ..)| *a == arch)
-            .map(|(_, s, size)| (s, *size))
-            .ok_or_else(|| EngineError::Input(format!("generator {} unavailable", arch.name())))
-    }
-
-    /// `n` new pictures from `generator`, the k-th from seed `seed + k`: the same seed
-    /// gives the same picture (ImageBART's with top-k as in edits).
-    pub fn sample(
-        &mut self,
-        generator: Generator,
-        seed: u64,
-        n: usize,
-    ) -> Result<Vec<RgbImage>, EngineError> {
-        let arch = match generator {
-            Generator::Gan(arch) => arch,
-            Generator::Imagebart => {
-                return self.sample_imagebart(seed, n, Sampling::default().top_k);
-            }
-        };
-        let device = self.backend.device.clone();
-        let (sampler, size) = self.sampler(arch)?;
-        let codes: Vec<Tensor<1>> = (0..n as u64)
-            .map(|k| hit::latent(seed + k, size, &device))
-            .collect();
-        Ok(tensor_to_images(sampler.forward(Tensor::stack(codes, 0))))
-    }
-
     /// `steps` faces on the way from seed `a`'s face to seed `b`'s (both included),
-    /// along the great circle between their latent codes (slerp keeps every code at
-    /// the norm the generator was trained on).
+    /// along the great circle between their latent codes.
     pub fn interpolate(
         &mut self,
         arch: Arch,
@@ -509,39 +276,23 @@ impl Engine {
         steps: usize,
     ) -> Result<Vec<RgbImage>, EngineError> {
         let device = self.backend.device.clone();
-        let (sampler, size) = self.sampler(arch)?;
-        let (za, zb) = (hit::latent(a, size, &device), hit::latent(b, size, &device));
-        let dot = (za.clone() * zb.clone()).sum().into_scalar::<f32>();
-        let norms = (za.clone().powi_scalar(2).sum().into_scalar::<f32>()
-            * zb.clone().powi_scalar(2).sum().into_scalar::<f32>())
-        .sqrt()
-        .max(f32::EPSILON);
-        let omega = (dot / norms).clamp(-1.0, 1.0).acos();
-        let codes: Vec<Tensor<1>> = (0..steps.max(2))
-            .map(|i| {
-                let t = i as f32 / (steps.max(2) - 1) as f32;
-                let (wa, wb) = if omega.abs() < 1e-4 {
-                    (1.0 - t, t)
-                } else {
-                    (
-                        ((1.0 - t) * omega).sin() / omega.sin(),
-                        (t * omega).sin() / omega.sin(),
-                    )
-                };
-                za.clone() * wa + zb.clone() * wb
-            })
-            .collect();
-        Ok(tensor_to_images(sampler.forward(Tensor::stack(codes, 0))))
+        let gan = self.models.gan(arch)?;
+        let (za, zb) = (
+            hit::latent(a, gan.latent, &device),
+            hit::latent(b, gan.latent, &device),
+        );
+        let codes = hit::slerp(za, zb, steps.max(2));
+        Ok(tensor_to_images(gan.generator.forward(codes))?)
     }
 
     /// Side of the images the models work at.
     pub fn image_size(&mut self) -> Result<u32, EngineError> {
-        Ok(self.vqgan()?.1.image_size as u32)
+        Ok(self.models.tokenizer()?.1.image_size as u32)
     }
 
     /// Codebook size of the tokenizer.
     pub fn codebook_size(&mut self) -> Result<usize, EngineError> {
-        Ok(self.vqgan()?.1.codebook_size)
+        Ok(self.models.tokenizer()?.1.codebook_size)
     }
 
     /// Tokenizes and decodes model-sized images (every token quantised): what the
@@ -553,11 +304,11 @@ impl Engine {
         let size = self.image_size()?;
         check_sizes(images.iter().map(|i| i.dimensions()), size)?;
         let device = self.backend.device.clone();
-        let (vqgan, _) = self.vqgan()?;
+        let (vqgan, _) = self.models.tokenizer()?;
         let out = vqgan.forward(images_to_tensor(images, &device), None);
         Ok((
-            tensor_to_images(out.images),
-            token_grids(out.quantized.indices),
+            tensor_to_images(out.images)?,
+            token_grids(out.quantized.indices)?,
         ))
     }
 
@@ -579,10 +330,10 @@ impl Engine {
             )));
         }
         let device = self.backend.device.clone();
-        let (vqgan, _) = self.vqgan()?;
+        let (vqgan, _) = self.models.tokenizer()?;
         let mask = masks_to_tensor(masks, &device);
         let (indices, _) = vqgan.encode(images_to_tensor(images, &device), Some(mask));
-        Ok(token_grids(indices))
+        token_grids(indices)
     }
 }
 
@@ -599,6 +350,20 @@ fn guide_sketch(picture: &RgbImage, mask: &GrayImage, strokes: Option<GrayImage>
     })
 }
 
+/// Refuses a `what` (mask, sketch) whose size is not the picture's.
+fn check_same_size(
+    what: &str,
+    (w, h): (u32, u32),
+    (iw, ih): (u32, u32),
+) -> Result<(), EngineError> {
+    if (w, h) == (iw, ih) {
+        return Ok(());
+    }
+    Err(EngineError::Input(format!(
+        "the {what} is {w}x{h} but the image {iw}x{ih}"
+    )))
+}
+
 fn check_sizes(dims: impl Iterator<Item = (u32, u32)>, size: u32) -> Result<(), EngineError> {
     for (w, h) in dims {
         if (w, h) != (size, size) {
@@ -610,18 +375,11 @@ fn check_sizes(dims: impl Iterator<Item = (u32, u32)>, size: u32) -> Result<(), 
     Ok(())
 }
 
-fn token_grids(indices: Tensor<3, Int>) -> Vec<TokenGrid> {
-    let [batch, side, _] = indices.dims();
-    let flat: Vec<i64> = indices
-        .into_data()
-        .convert::<i64>()
-        .try_into_vec()
-        .unwrap_or_default();
-    flat.chunks(side * side)
-        .take(batch)
-        .map(|chunk| TokenGrid {
-            side,
-            indices: chunk.iter().map(|&i| i as usize).collect(),
-        })
-        .collect()
+/// Token grids of a batch of indices `[B, side, side]`.
+fn token_grids(indices: Tensor<3, Int>) -> Result<Vec<TokenGrid>, EngineError> {
+    let side = indices.dims()[1];
+    Ok(tensor_to_grids(indices)?
+        .into_iter()
+        .map(|indices| TokenGrid { side, indices })
+        .collect())
 }

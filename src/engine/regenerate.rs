@@ -11,11 +11,12 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::{EditProgress, Engine, EngineError, FEATHER, PREVIEWS, TokenGrid, token_grids};
-use crate::data::convert::{images_to_tensor, masks_to_tensor, tensor_to_images};
-use crate::ilat::model::{Guidance, Guide};
-use crate::ilat::sample::{self, Order, Sampling};
+use crate::data::convert::{grids_to_tensor, images_to_tensor, masks_to_tensor, tensor_to_images};
+use crate::ilat::model::{Guide, GuideKind};
+use crate::ilat::sample::{self, Order};
 use crate::imagebart::sample::Chain;
 use crate::region::Region;
+use crate::tokens::Sampling;
 use crate::vqgan::Vqgan;
 
 /// How the masked tokens are redrawn.
@@ -60,23 +61,17 @@ struct Tokenised<'a> {
 
 impl Tokenised<'_> {
     /// The whole picture with `grid` decoded into the square, inside the mask only.
-    fn picture(&self, grid: &[usize]) -> RgbImage {
-        let indices = Tensor::<3, Int>::from_data(
-            TensorData::new(
-                grid.iter().map(|&t| t as i64).collect::<Vec<_>>(),
-                [1, self.grid_side, self.grid_side],
-            ),
-            &self.device,
-        );
+    fn picture(&self, grid: &[usize]) -> Result<RgbImage, EngineError> {
+        let indices = grids_to_tensor(&[grid], self.grid_side, &self.device);
         let decoded = self.vqgan.decode_mixed(
             indices,
             self.continuous.clone(),
             self.token_mask_tensor.clone(),
         );
-        let edited = tensor_to_images(decoded).remove(0);
+        let edited = tensor_to_images(decoded)?.remove(0);
         let job = self.job;
         let feather = FEATHER * job.region.side as f32 / self.size as f32;
-        job.region.composite(job.image, job.mask, &edited, feather)
+        Ok(job.region.composite(job.image, job.mask, &edited, feather))
     }
 
     fn token_grid(&self, grid: &[usize]) -> TokenGrid {
@@ -97,19 +92,19 @@ impl Engine {
     ) -> Result<RgbImage, EngineError> {
         match &job.how {
             How::Sample { guide, model, .. } => {
-                let (_, guidance) = self.token_model(model)?;
+                let (_, kind) = self.models.token_model(model)?;
                 let wanted = match guide {
-                    Guide::Sketch(_) => Guidance::Sketch,
-                    Guide::Pose(_) => Guidance::Pose,
+                    Guide::Sketch(_) => GuideKind::Sketch,
+                    Guide::Pose(_) => GuideKind::Pose,
                 };
-                if guidance != wanted {
+                if kind != wanted {
                     return Err(EngineError::Input(format!(
-                        "the model {model} is guided by {guidance:?}, not {wanted:?}"
+                        "the model {model} is guided by {kind:?}, not {wanted:?}"
                     )));
                 }
             }
             How::Refine { .. } => {
-                self.chain()?;
+                self.models.chain()?;
             }
         }
         let tokenised = self.tokenise(&job)?;
@@ -121,14 +116,14 @@ impl Engine {
             } => self.sample_tokens(&tokenised, guide.clone(), (model, *order), progress)?,
             How::Refine { cycles } => self.refine(&tokenised, *cycles, progress)?,
         };
-        Ok(tokenised.picture(&grid))
+        tokenised.picture(&grid)
     }
 
     /// The job's square through the leak-free encoder with its mask.
     fn tokenise<'a>(&mut self, job: &'a Job<'a>) -> Result<Tokenised<'a>, EngineError> {
         let size = self.image_size()?;
         let device = self.backend.device.clone();
-        let (vqgan, config) = self.vqgan()?;
+        let (vqgan, config) = self.models.tokenizer()?;
         let (vqgan, grid_side) = (vqgan.clone(), config.grid());
         let mask = masks_to_tensor(std::slice::from_ref(&job.small_mask), &device);
         let (indices, continuous) = vqgan.encode(
@@ -136,9 +131,9 @@ impl Engine {
             Some(mask.clone()),
         );
         Ok(Tokenised {
-            token_mask: vqgan.token_mask_flags(mask.clone()),
+            token_mask: vqgan.token_mask_flags(mask.clone())?,
             token_mask_tensor: vqgan.token_mask(mask),
-            tokens: token_grids(indices).remove(0).indices,
+            tokens: token_grids(indices)?.remove(0).indices,
             vqgan,
             continuous,
             grid_side,
@@ -160,10 +155,11 @@ impl Engine {
             Order::Local => t.token_mask.iter().filter(|&&m| m).count(),
             Order::Full => t.token_mask.len() - t.token_mask.iter().position(|&m| m).unwrap_or(0),
         };
-        let (model, _) = self.token_model(model)?;
+        let (model, _) = self.models.token_model(model)?;
         let every = total.div_ceil(PREVIEWS).max(1);
         let mut done = 0;
-        sample::sample(
+        let mut failed = None;
+        let grid = sample::sample(
             model,
             &t.tokens,
             &t.token_mask,
@@ -178,12 +174,16 @@ impl Engine {
                     total,
                 })?;
                 if done % every == 0 && done < total {
-                    progress(EditProgress::Preview(t.picture(grid)))?;
+                    match t.picture(grid) {
+                        Ok(preview) => progress(EditProgress::Preview(preview))?,
+                        Err(err) => return stop(&mut failed, err),
+                    }
                 }
                 ControlFlow::Continue(())
             },
-        )
-        .map_err(|_| EngineError::Cancelled)
+        );
+        failed.map_or(Ok(()), Err)?;
+        Ok(grid?)
     }
 
     /// ImageBART refines the masked tokens; every stage is decoded and reported.
@@ -193,31 +193,45 @@ impl Engine {
         cycles: usize,
         progress: &mut dyn FnMut(EditProgress) -> ControlFlow<()>,
     ) -> Result<Vec<usize>, EngineError> {
-        let (schedule, models) = self.chain()?;
-        let chain = Chain { models, schedule };
+        let chain = self.models.chain()?;
+        let chain = Chain {
+            models: &chain.steps,
+            schedule: &chain.schedule,
+        };
         let total = chain.stages(cycles);
         let mut done = 0;
         let mut rng = StdRng::seed_from_u64(t.job.sampling.seed);
-        chain
-            .refine(
-                &t.tokens,
-                &t.token_mask,
-                (cycles, &t.job.sampling),
-                &mut rng,
-                &mut |stage| {
-                    done += 1;
-                    progress(EditProgress::Token {
-                        grid: t.token_grid(&stage.grid),
-                        done,
-                        total,
-                    })?;
-                    progress(EditProgress::Stage {
+        let mut failed = None;
+        let grid = chain.refine(
+            &t.tokens,
+            &t.token_mask,
+            (cycles, &t.job.sampling),
+            &mut rng,
+            &mut |stage| {
+                done += 1;
+                progress(EditProgress::Token {
+                    grid: t.token_grid(&stage.grid),
+                    done,
+                    total,
+                })?;
+                match t.picture(&stage.grid) {
+                    Ok(image) => progress(EditProgress::Stage {
                         cycle: stage.cycle,
                         level: stage.level,
-                        image: t.picture(&stage.grid),
-                    })
-                },
-            )
-            .map_err(|_| EngineError::Cancelled)
+                        image,
+                    }),
+                    Err(err) => stop(&mut failed, err),
+                }
+            },
+        );
+        failed.map_or(Ok(()), Err)?;
+        Ok(grid?)
     }
+}
+
+/// Keeps the error a progress callback met and stops the decode, whose caller then
+/// reports that error rather than a cancellation.
+fn stop(failed: &mut Option<EngineError>, err: EngineError) -> ControlFlow<()> {
+    *failed = Some(err);
+    ControlFlow::Break(())
 }

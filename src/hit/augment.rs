@@ -5,7 +5,7 @@
 //! pictures are augmented adapts to how much the discriminator overfits, as in
 //! StyleGAN2-ADA (Karras et al. 2020): augmenting every picture from the first step
 //! left a fresh discriminator unable to tell even blocky generated faces from real
-//! ones, its loss fell to chance by step ~600 and the generators drifted.
+//! ones, its loss soon fell to chance and the generators drifted.
 
 use std::path::Path;
 

@@ -138,7 +138,7 @@ mod tests {
         t.into_data()
             .convert::<f32>()
             .try_into_vec()
-            .unwrap_or_default()
+            .expect("values on the host")
     }
 
     #[test]

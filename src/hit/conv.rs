@@ -99,14 +99,14 @@ impl ConvGenerator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hit::generator::GeneratorConfig;
+    use crate::hit::generator::HitGeneratorConfig;
     use burn::tensor::Distribution;
 
     #[test]
     fn the_baseline_makes_64_px_pictures_within_a_tenth_of_hits_parameters() {
         let device = Device::flex();
         device.seed(9);
-        let hit = GeneratorConfig::small().init(&device).num_params();
+        let hit = HitGeneratorConfig::small().init(&device).num_params();
         let conv = ConvGeneratorConfig::new().init(&device);
         let params = conv.num_params();
         let ratio = params as f64 / hit as f64;

@@ -13,8 +13,9 @@ use burn::tensor::activation::leaky_relu;
 #[derive(Config, Debug)]
 pub struct DiscriminatorConfig {
     /// Channels after the first convolution; each block doubles them up to `max_width`.
-    /// 16 rather than 32: the 64x64 level's convolutions are most of a training step,
-    /// and halving its width made a HiT step 1.7x faster here (1.16 → 0.69 s at batch 8).
+    /// 16 rather than 32: the full-resolution level's convolutions are most of a
+    /// training step, and halving its width makes a step much cheaper (BENCHMARKS.md,
+    /// "A GAN training step").
     #[config(default = 16)]
     pub width: usize,
     #[config(default = 256)]
@@ -30,8 +31,8 @@ const SLOPE: f64 = 0.2;
 /// He initialisation for a layer behind a leaky ReLU of slope `slope` (1 for a layer
 /// behind none): weights of variance `2 / ((1 + slope²) fan_in)` keep the signal's
 /// variance from layer to layer. burn's default (variance `1 / (3 fan_in)`) shrinks it
-/// ~6x per convolution, so a fresh discriminator was nearly linear (its residual
-/// branches carried <10 % of the signal) and, under DiffAugment, could not tell even
+/// at every convolution, so a fresh discriminator was nearly linear (its residual
+/// branches carried little of the signal) and, under DiffAugment, could not tell even
 /// blocky generated faces from real ones.
 fn he(slope: f64) -> Initializer {
     Initializer::KaimingNormal {
@@ -138,7 +139,7 @@ mod tests {
         let x = Tensor::<4>::random([4, 32, 16, 16], Distribution::Normal(0.0, 1.0), &device);
         let out = variance(block.forward(x.clone()));
         assert!((0.1..4.0).contains(&out), "output variance {out}");
-        // The residual branch against the skip: burn's default init left it <10 %.
+        // The residual branch against the skip: burn's default init left it nearly silent.
         let h = block.conv1.forward(leaky_relu(x.clone(), SLOPE));
         let branch = variance(
             block

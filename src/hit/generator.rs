@@ -34,9 +34,9 @@ pub struct StageConfig {
     pub block: usize,
 }
 
-/// Configuration of a [`Generator`].
+/// Configuration of a [`HitGenerator`].
 #[derive(Config, Debug)]
-pub struct GeneratorConfig {
+pub struct HitGeneratorConfig {
     /// Size of the latent code.
     #[config(default = 128)]
     pub latent: usize,
@@ -47,7 +47,7 @@ pub struct GeneratorConfig {
     pub stages: Vec<StageConfig>,
 }
 
-impl GeneratorConfig {
+impl HitGeneratorConfig {
     /// The 64x64 generator sized for this CPU: two attention stages (8x8 and 16x16),
     /// two MLP stages (32x32 and 64x64).
     pub fn small() -> Self {
@@ -299,8 +299,8 @@ mod tests {
     use super::*;
     use burn::tensor::Distribution;
 
-    fn tiny() -> GeneratorConfig {
-        GeneratorConfig::new(vec![
+    fn tiny() -> HitGeneratorConfig {
+        HitGeneratorConfig::new(vec![
             StageConfig::new(8, 32, 4, 1),
             StageConfig::new(16, 16, 4, 0),
         ])
@@ -321,7 +321,7 @@ mod tests {
             out.max().into_scalar::<f32>(),
         );
         assert!(lo >= -1.0 && hi <= 1.0 && hi - lo > 1e-3, "{lo}..{hi}");
-        let small = GeneratorConfig::small();
+        let small = HitGeneratorConfig::small();
         assert_eq!(small.side(), 64);
     }
 

@@ -13,10 +13,10 @@ use burn::module::Module;
 use burn::prelude::*;
 
 use conv::{ConvGenerator, ConvGeneratorConfig};
-use generator::{GeneratorConfig, HitGenerator};
+use generator::{HitGenerator, HitGeneratorConfig};
 
 /// Which generator.
-#[derive(Config, Debug, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
 pub enum Arch {
     /// The transformer of Algorithm 1.
     Hit,
@@ -36,15 +36,15 @@ impl Arch {
 
 /// Configuration of either generator.
 #[derive(Config, Debug)]
-pub struct SamplerConfig {
+pub struct GanGeneratorConfig {
     pub arch: Arch,
-    #[config(default = "GeneratorConfig::small()")]
-    pub hit: GeneratorConfig,
+    #[config(default = "HitGeneratorConfig::small()")]
+    pub hit: HitGeneratorConfig,
     #[config(default = "ConvGeneratorConfig::new()")]
     pub conv: ConvGeneratorConfig,
 }
 
-impl SamplerConfig {
+impl GanGeneratorConfig {
     /// Size of the latent code.
     pub fn latent(&self) -> usize {
         match self.arch {
@@ -54,30 +54,30 @@ impl SamplerConfig {
     }
 
     /// Builds the chosen generator with fresh weights.
-    pub fn init(&self, device: &Device) -> Sampler {
+    pub fn init(&self, device: &Device) -> GanGenerator {
         match self.arch {
-            Arch::Hit => Sampler::Hit(self.hit.init(device)),
-            Arch::Conv => Sampler::Conv(self.conv.init(device)),
+            Arch::Hit => GanGenerator::Hit(self.hit.init(device)),
+            Arch::Conv => GanGenerator::Conv(self.conv.init(device)),
         }
     }
 }
 
 /// HiT or the baseline, behind one call.
 #[derive(Module, Debug)]
-pub enum Sampler {
+pub enum GanGenerator {
     Hit(HitGenerator),
     Conv(ConvGenerator),
 }
 
-impl Sampler {
+impl GanGenerator {
     /// Pictures in [-1, 1] for latent codes.
     ///
     /// # Shapes
     /// - z: `[B, latent]` → `[B, 3, 64, 64]`
     pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
         let pictures = match self {
-            Sampler::Hit(g) => g.forward(z),
-            Sampler::Conv(g) => g.forward(z),
+            GanGenerator::Hit(g) => g.forward(z),
+            GanGenerator::Conv(g) => g.forward(z),
         };
         pictures.permute([0, 3, 1, 2])
     }
@@ -96,4 +96,52 @@ pub fn latent(seed: u64, size: usize, device: &Device) -> Tensor<1> {
         })
         .collect();
     Tensor::from_floats(values.as_slice(), device)
+}
+
+/// `steps` latent codes on the great circle from `a` to `b`, both included (`[steps,
+/// latent]`): slerp keeps every code at the norm the generator was trained on, where a
+/// straight line would pass through codes of smaller norm than any it has seen.
+pub fn slerp(a: Tensor<1>, b: Tensor<1>, steps: usize) -> Tensor<2> {
+    let dot = (a.clone() * b.clone()).sum().into_scalar::<f32>();
+    let norms = (a.clone().powi_scalar(2).sum().into_scalar::<f32>()
+        * b.clone().powi_scalar(2).sum().into_scalar::<f32>())
+    .sqrt()
+    .max(f32::EPSILON);
+    let omega = (dot / norms).clamp(-1.0, 1.0).acos();
+    let codes: Vec<Tensor<1>> = (0..steps)
+        .map(|i| {
+            let t = i as f32 / (steps - 1).max(1) as f32;
+            let (wa, wb) = if omega.abs() < 1e-4 {
+                (1.0 - t, t)
+            } else {
+                (
+                    ((1.0 - t) * omega).sin() / omega.sin(),
+                    (t * omega).sin() / omega.sin(),
+                )
+            };
+            a.clone() * wa + b.clone() * wb
+        })
+        .collect();
+    Tensor::stack(codes, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slerp_starts_and_ends_at_its_codes_and_keeps_their_norm() {
+        let device = Device::flex();
+        let (a, b) = (latent(1, 64, &device), latent(2, 64, &device));
+        let codes = slerp(a.clone(), b.clone(), 5);
+        let norm = |t: Tensor<1>| t.powi_scalar(2).sum().sqrt().into_scalar::<f32>();
+        let row = |i: usize| codes.clone().narrow(0, i, 1).reshape([64]);
+        assert!((row(0) - a.clone()).abs().max().into_scalar::<f32>() < 1e-5);
+        assert!((row(4) - b.clone()).abs().max().into_scalar::<f32>() < 1e-5);
+        let (na, nb, nm) = (norm(a), norm(b), norm(row(2)));
+        assert!(
+            nm > 0.95 * na.min(nb),
+            "the midpoint's norm {nm} against {na}, {nb}"
+        );
+    }
 }

@@ -4,8 +4,8 @@
 //! kept token is seen at once as global context; the local-autoregressive attention
 //! mask makes that possible without letting a prediction see what it predicts.
 
-pub mod examples;
 pub mod mask;
 pub mod model;
 pub mod sample;
 pub mod train;
+pub mod training_data;

@@ -3,7 +3,7 @@
 //!
 //! The target sequence is `t[s], t_0, …, t_{N−2}`: position `p` holds the start token
 //! (p = 0) or token `p − 1`, and its output predicts token `p`. Guidance enters in one
-//! of three ways (iLAT §3.3, DESIGN §3.2):
+//! of three ways (iLAT §3.3):
 //! - a sketch, *aligned*: the sketch patch of token `p` is embedded and added at
 //!   position `p`, so the prediction of a token sees the strokes at its own place; the
 //!   sequence stays `N` long;
@@ -14,7 +14,9 @@
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::*;
+use image::GrayImage;
 
+use crate::data::convert::sketch_patches;
 use crate::data::poses::JOINTS;
 use crate::nn::point_mlp::{PointMlp, PointMlpConfig};
 use crate::nn::transformer::{KvCache, Transformer, TransformerConfig};
@@ -22,7 +24,7 @@ use crate::store::{self, StoreError};
 
 /// What guides the regenerated tokens.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
-pub enum Guidance {
+pub enum GuideKind {
     /// Strokes, dark on white (faces).
     Sketch,
     /// The 13 joints of the wanted pose (people).
@@ -58,8 +60,8 @@ pub struct IlatConfig {
     #[config(default = 4)]
     pub patch: usize,
     /// What guides the model.
-    #[config(default = "Guidance::Sketch")]
-    pub guidance: Guidance,
+    #[config(default = "GuideKind::Sketch")]
+    pub guidance: GuideKind,
     /// How the sketch enters (sketch guidance only).
     #[config(default = "SketchInput::Aligned")]
     pub sketch: SketchInput,
@@ -74,9 +76,9 @@ impl IlatConfig {
     /// Number of condition rows before the targets.
     pub fn conditions(&self) -> usize {
         match (self.guidance, self.sketch) {
-            (Guidance::Sketch, SketchInput::Aligned) => 0,
-            (Guidance::Sketch, SketchInput::Prepended) => self.tokens(),
-            (Guidance::Pose, _) => JOINTS,
+            (GuideKind::Sketch, SketchInput::Aligned) => 0,
+            (GuideKind::Sketch, SketchInput::Prepended) => self.tokens(),
+            (GuideKind::Pose, _) => JOINTS,
         }
     }
 
@@ -94,9 +96,9 @@ impl IlatConfig {
     /// Builds the model with fresh weights.
     pub fn init(&self, device: &Device) -> Ilat {
         let length = self.conditions() + self.tokens();
-        let sketch = (self.guidance == Guidance::Sketch)
+        let sketch = (self.guidance == GuideKind::Sketch)
             .then(|| LinearConfig::new(self.patch * self.patch, self.d_model).init(device));
-        let pose = (self.guidance == Guidance::Pose)
+        let pose = (self.guidance == GuideKind::Pose)
             .then(|| PointMlpConfig::new(JOINTS, self.d_model).init(device));
         Ilat {
             tokens: EmbeddingConfig::new(self.vocab + 1, self.d_model).init(device),
@@ -109,14 +111,6 @@ impl IlatConfig {
             conditions: self.conditions(),
         }
     }
-}
-
-/// The input ids of the target positions for a token grid: the start token, then the
-/// grid's tokens but the last (position `p` holds token `p − 1`).
-pub fn shift_right(grid: &[i64], start: i64) -> Vec<i64> {
-    std::iter::once(start)
-        .chain(grid[..grid.len().saturating_sub(1)].iter().copied())
-        .collect()
 }
 
 /// The guidance of a batch, as the network takes it.
@@ -134,12 +128,12 @@ impl Guide {
     pub(crate) fn random(config: &IlatConfig, device: &Device) -> Self {
         use burn::tensor::Distribution;
         match config.guidance {
-            Guidance::Sketch => Guide::Sketch(Tensor::random(
+            GuideKind::Sketch => Guide::Sketch(Tensor::random(
                 [1, config.tokens(), config.patch * config.patch],
                 Distribution::Bernoulli(0.3),
                 device,
             )),
-            Guidance::Pose => Guide::Pose(Tensor::random(
+            GuideKind::Pose => Guide::Pose(Tensor::random(
                 [1, JOINTS, 3],
                 Distribution::Uniform(0.0, 1.0),
                 device,
@@ -315,10 +309,37 @@ impl Ilat {
     }
 }
 
+/// The guidance of a batch of examples on the host, before it becomes a [`Guide`].
+pub enum GuideBatch {
+    /// Dark strokes on white, one per example.
+    Sketches(Vec<GrayImage>),
+    /// Target poses in the crop (see `Pose::features`).
+    Poses(Vec<[[f32; 3]; JOINTS]>),
+}
+
+impl GuideBatch {
+    /// The guidance as the network takes it (`patch`: the tokenizer's factor).
+    pub fn to_guide(&self, patch: usize, device: &Device) -> Guide {
+        match self {
+            GuideBatch::Sketches(sketches) => {
+                Guide::Sketch(sketch_patches(sketches, patch, device))
+            }
+            GuideBatch::Poses(poses) => {
+                let flat: Vec<f32> = poses.iter().flatten().flatten().copied().collect();
+                Guide::Pose(Tensor::from_data(
+                    TensorData::new(flat, [poses.len(), JOINTS, 3]),
+                    device,
+                ))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ilat::train::{Objective, attention_masks};
+    use crate::tokens::objective::shift_right;
     use burn::tensor::Tolerance;
 
     /// Logits of every target position for a raster grid of tokens.
@@ -342,7 +363,7 @@ mod tests {
         let configs = [
             IlatConfig::tiny(16, SketchInput::Aligned),
             IlatConfig::tiny(16, SketchInput::Prepended),
-            IlatConfig::tiny(16, SketchInput::Aligned).with_guidance(Guidance::Pose),
+            IlatConfig::tiny(16, SketchInput::Aligned).with_guidance(GuideKind::Pose),
         ];
         for config in configs {
             let device = Device::flex();

@@ -1,6 +1,6 @@
 //! Training the token transformers: iLAT with the local-autoregressive mask and NLL on
 //! the masked tokens only (Eq. 6), and the Taming baseline with the vanilla causal
-//! mask and NLL on every token. Both see the same data (see `examples`), tokenised by
+//! mask and NLL on every token. Both see the same data (see `training_data`), tokenised by
 //! the shipped TS-VQGAN: faces with free-form masks and sketches, or pairs of frames
 //! of a person with skeleton masks and the target pose.
 //!
@@ -10,20 +10,19 @@
 
 use std::path::PathBuf;
 
-use burn::module::Module;
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use super::examples::{Dataset, Examples};
 use super::mask::network_mask;
-use super::model::{Guidance, Guide, Ilat, IlatConfig, shift_right};
+use super::model::{Guide, GuideKind, Ilat, IlatConfig};
+use super::training_data::{Dataset, Examples};
 use crate::data::convert::{images_to_tensor, masks_to_tensor};
 use crate::data::faces::load_folder;
 use crate::data::people::{Part, People};
-use crate::training::{self, Destination, Optimization, TrainError};
-use crate::vqgan::Vqgan;
+use crate::tokens::Tokenizer;
+use crate::tokens::objective::{masked_nll, shift_right};
+use crate::training::{self, Destination, Logged, Schedule, TokenTrainer, TrainError};
 
 /// What the network learns to predict, and with which attention mask.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -49,8 +48,11 @@ pub struct IlatTrainingConfig {
     #[config(default = 0.5)]
     pub max_masked: f32,
     /// Steps, batch, learning rate, seed.
-    #[config(default = "Optimization::new()")]
-    pub optimization: Optimization,
+    #[config(default = "Schedule::new()")]
+    pub schedule: Schedule,
+    /// AdamW's decoupled weight decay.
+    #[config(default = 0.01)]
+    pub weight_decay: f32,
 }
 
 /// Where a run's data is.
@@ -78,10 +80,10 @@ impl TrainingData {
     }
 
     /// The guidance this data carries.
-    pub fn guidance(&self) -> Guidance {
+    pub fn guidance(&self) -> GuideKind {
         match self {
-            TrainingData::Faces { .. } => Guidance::Sketch,
-            TrainingData::People { .. } => Guidance::Pose,
+            TrainingData::Faces { .. } => GuideKind::Sketch,
+            TrainingData::People { .. } => GuideKind::Pose,
         }
     }
 }
@@ -91,8 +93,6 @@ impl TrainingData {
 pub struct IlatTrainingPaths {
     /// The examples.
     pub data: TrainingData,
-    /// The models folder holding the tokenizer (`vqgan`).
-    pub tokenizer: PathBuf,
     /// The run and the finished model (`ilat`, `taming`, `pose-ilat`, …).
     pub to: Destination,
 }
@@ -114,26 +114,24 @@ pub struct TokenBatch {
 /// Tokenises examples and builds the step's tensors for `objective`.
 pub fn make_batch(
     examples: &Examples,
-    tokenizer: &Vqgan,
+    tokenizer: &impl Tokenizer,
     model: &IlatConfig,
     objective: Objective,
     device: &Device,
-) -> TokenBatch {
-    let tokenizer_device = tokenizer
-        .devices()
-        .first()
-        .cloned()
-        .unwrap_or_else(|| device.clone());
+) -> Result<TokenBatch, TrainError> {
+    let tokenizer_device = tokenizer.device();
     let targets = images_to_tensor(&examples.targets, &tokenizer_device);
     let masks = masks_to_tensor(&examples.masks, &tokenizer_device);
-    let clean = to_vec(tokenizer.encode(targets, None).0);
-    let token_masks = tokenizer.token_mask_flags(masks.clone());
+    let clean = tokenizer.tokenize(targets, None).try_into_vec_as::<i64>()?;
+    let token_masks = tokenizer.token_mask_flags(masks.clone())?;
     let n = model.tokens();
     let batch = examples.targets.len();
     let (grid, weights): (Vec<i64>, Vec<f32>) = match objective {
         Objective::LocalAr => {
             let sources = images_to_tensor(&examples.sources, &tokenizer_device);
-            let context = to_vec(tokenizer.encode(sources, Some(masks)).0);
+            let context = tokenizer
+                .tokenize(sources, Some(masks))
+                .try_into_vec_as::<i64>()?;
             (0..batch * n)
                 .map(|i| {
                     if token_masks[i] {
@@ -151,13 +149,13 @@ pub fn make_batch(
         .flat_map(|g| shift_right(g, model.vocab as i64))
         .collect();
     let token_masks: Vec<&[bool]> = token_masks.chunks(n).collect();
-    TokenBatch {
+    Ok(TokenBatch {
         inputs: Tensor::from_data(TensorData::new(inputs, [batch, n]), device),
         targets: Tensor::from_data(TensorData::new(clean, [batch, n]), device),
         guide: examples.guides.to_guide(model.patch, device),
         mask: attention_masks(&token_masks, model, objective, device),
         weights: Tensor::from_data(TensorData::new(weights, [batch, n]), device),
-    }
+    })
 }
 
 /// The attention masks of a batch (`true` = blocked): per sequence
@@ -183,26 +181,6 @@ pub fn attention_masks(
         .expand([batch, model.n_heads, length, length])
 }
 
-fn to_vec(indices: Tensor<3, Int>) -> Vec<i64> {
-    indices
-        .into_data()
-        .convert::<i64>()
-        .try_into_vec()
-        .unwrap_or_default()
-}
-
-/// Mean negative log-likelihood of the targets where `weights` is 1 (Eq. 6).
-///
-/// # Shapes
-/// - logits: `[B, N, V]`; targets, weights: `[B, N]`
-pub fn masked_nll(logits: Tensor<3>, targets: Tensor<2, Int>, weights: Tensor<2>) -> Tensor<1> {
-    let picked = log_softmax(logits, 2)
-        .gather(2, targets.unsqueeze_dim(2))
-        .squeeze_dim::<2>(2);
-    let count = weights.clone().sum().clamp_min(1.0);
-    (picked * weights).sum().neg() / count
-}
-
 /// The batch's loss under `model`.
 pub fn batch_loss(model: &Ilat, batch: &TokenBatch) -> Tensor<1> {
     let sequence = model.embed(
@@ -213,18 +191,15 @@ pub fn batch_loss(model: &Ilat, batch: &TokenBatch) -> Tensor<1> {
     masked_nll(logits, batch.targets.clone(), batch.weights.clone())
 }
 
-/// Trains (or resumes) a run and writes the model to `paths.out`. Returns the last
-/// held-out NLL.
+/// Trains (or resumes) a run on pictures tokenised by `tokenizer` and writes the model
+/// to `paths.to`. Returns the last held-out evaluation.
 pub fn train(
     config: &IlatTrainingConfig,
     paths: &IlatTrainingPaths,
+    tokenizer: &impl Tokenizer,
     device: &Device,
-) -> Result<f64, TrainError> {
-    let (tokenizer, tokenizer_config) = training::load_tokenizer(
-        &paths.tokenizer,
-        &device.clone().inner(),
-        (config.model.vocab, config.model.grid),
-    )?;
+) -> Result<Logged, TrainError> {
+    tokenizer.check_fits(config.model.vocab, config.model.patch)?;
     if paths.data.guidance() != config.model.guidance {
         return Err(TrainError::Config(format!(
             "the model is guided by {:?} but the data carries {:?}",
@@ -233,47 +208,46 @@ pub fn train(
         )));
     }
     let shape = (
-        tokenizer_config.image_size as u32,
-        tokenizer_config.factor() as u32,
+        (config.model.grid * config.model.patch) as u32,
+        config.model.patch as u32,
     );
     let (train_set, test_set) = paths.data.load(shape.0)?;
-    let o = &config.optimization;
+    let o = &config.schedule;
     let range = (config.min_masked, config.max_masked);
     let mut test_rng = StdRng::seed_from_u64(o.seed);
     let test_examples = test_set.draw(32, range, shape, &mut test_rng);
     let held_out = make_batch(
         &test_examples,
-        &tokenizer,
+        tokenizer,
         &config.model,
         config.objective,
         &device.clone().inner(),
-    );
+    )?;
     device.seed(o.seed);
-    training::fit(
-        o,
-        &paths.to,
-        (config, &config.model),
+    let trainer = TokenTrainer::new(
         config.model.init(device),
-        &held_out,
-        |rng| {
+        (&config.model, config.weight_decay),
+        held_out,
+        |rng: &mut StdRng| {
             let examples = train_set.draw(o.batch, range, shape, rng);
             make_batch(
                 &examples,
-                &tokenizer,
+                tokenizer,
                 &config.model,
                 config.objective,
                 device,
             )
         },
         batch_loss,
-    )
+    );
+    training::fit(trainer, o, &paths.to, config)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ilat::examples::token_coverage;
-    use crate::vqgan::VqganConfig;
+    use crate::ilat::training_data::token_coverage;
+    use crate::vqgan::{Vqgan, VqganConfig};
     use burn::optim::{AdamWConfig, GradientsParams};
 
     fn tiny() -> (Vqgan, IlatConfig, Dataset) {
@@ -304,19 +278,11 @@ mod tests {
         let (tokenizer, config, faces) = tiny();
         let mut rng = StdRng::seed_from_u64(1);
         let examples = faces.draw(3, (0.1, 0.5), (16, 4), &mut rng);
-        let batch = make_batch(
-            &examples,
-            &tokenizer,
-            &config,
-            Objective::LocalAr,
-            &Device::flex(),
-        );
-        let weights: Vec<f32> = batch
-            .weights
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec()
-            .unwrap_or_default();
+        let batch_of = |objective| {
+            make_batch(&examples, &tokenizer, &config, objective, &Device::flex()).expect("a batch")
+        };
+        let batch = batch_of(Objective::LocalAr);
+        let weights = batch.weights.try_into_vec_as::<f32>().expect("weights");
         let masked = weights.iter().filter(|&&w| w > 0.0).count();
         assert!(
             masked > 0 && masked < weights.len(),
@@ -331,13 +297,7 @@ mod tests {
                 "weights follow the token mask"
             );
         }
-        let causal = make_batch(
-            &examples,
-            &tokenizer,
-            &config,
-            Objective::Causal,
-            &Device::flex(),
-        );
+        let causal = batch_of(Objective::Causal);
         assert_eq!(training::scalar(&causal.weights.sum()), 48.0);
     }
 
@@ -350,7 +310,8 @@ mod tests {
         let mut optim = AdamWConfig::new().init();
         let mut rng = StdRng::seed_from_u64(4);
         let examples = faces.draw(4, (0.2, 0.5), (16, 4), &mut rng);
-        let batch = make_batch(&examples, &tokenizer, &config, Objective::LocalAr, &device);
+        let batch = make_batch(&examples, &tokenizer, &config, Objective::LocalAr, &device)
+            .expect("a batch");
         let first = training::scalar(&batch_loss(&model, &batch));
         for _ in 0..30 {
             let loss = batch_loss(&model, &batch);
@@ -359,27 +320,5 @@ mod tests {
         }
         let last = training::scalar(&batch_loss(&model, &batch));
         assert!(last < first * 0.5, "loss {first} -> {last}");
-    }
-
-    #[test]
-    fn masked_nll_counts_weighted_positions_only() {
-        let device = Device::flex();
-        let logits = Tensor::<3>::from_data(
-            TensorData::new(vec![0.0f32, 0.0, 5.0, -5.0], [1, 2, 2]),
-            &device,
-        );
-        let targets = Tensor::<2, Int>::from_data(TensorData::new(vec![0i64, 1], [1, 2]), &device);
-        let only_first = masked_nll(
-            logits.clone(),
-            targets.clone(),
-            Tensor::from_data(TensorData::new(vec![1.0f32, 0.0], [1, 2]), &device),
-        );
-        let value = training::scalar(&only_first);
-        assert!((value - std::f64::consts::LN_2).abs() < 1e-5, "{value}");
-        let both = training::scalar(&masked_nll(logits, targets, Tensor::ones([1, 2], &device)));
-        assert!(
-            both > 4.0,
-            "the second position is confidently wrong: {both}"
-        );
     }
 }

@@ -3,41 +3,14 @@
 //! inside the mask (iLAT §3.3, sketch guiding); people get pairs of frames, the union
 //! of both skeletons as the mask and the target pose (pose guiding).
 
-use burn::prelude::*;
 use image::{GrayImage, RgbImage};
 use rand::Rng;
 
-use super::model::Guide;
-use crate::data::convert::sketch_patches;
+use super::model::GuideBatch;
 use crate::data::faces::augment;
 use crate::data::masks::random_mask;
 use crate::data::people::{People, TRAIN_DILATION};
-use crate::data::poses::JOINTS;
 use crate::data::sketch::{Xdog, drop_strokes};
-
-/// The guidance of a set of examples.
-pub enum Guides {
-    /// Dark strokes on white, one per example.
-    Sketches(Vec<GrayImage>),
-    /// Target poses in the crop (see `Pose::features`).
-    Poses(Vec<[[f32; 3]; JOINTS]>),
-}
-
-impl Guides {
-    /// The guidance as the network takes it (`patch`: the tokenizer's factor).
-    pub fn to_guide(&self, patch: usize, device: &Device) -> Guide {
-        match self {
-            Guides::Sketches(sketches) => Guide::Sketch(sketch_patches(sketches, patch, device)),
-            Guides::Poses(poses) => {
-                let flat: Vec<f32> = poses.iter().flatten().flatten().copied().collect();
-                Guide::Pose(Tensor::from_data(
-                    TensorData::new(flat, [poses.len(), JOINTS, 3]),
-                    device,
-                ))
-            }
-        }
-    }
-}
 
 /// Examples before tokenisation.
 pub struct Examples {
@@ -48,7 +21,7 @@ pub struct Examples {
     /// White where the model regenerates.
     pub masks: Vec<GrayImage>,
     /// The guidance.
-    pub guides: Guides,
+    pub guides: GuideBatch,
 }
 
 /// Where examples are drawn from.
@@ -99,7 +72,7 @@ fn draw_faces(
         sources: targets.clone(),
         targets,
         masks,
-        guides: Guides::Sketches(sketches),
+        guides: GuideBatch::Sketches(sketches),
     }
 }
 
@@ -121,7 +94,7 @@ fn draw_people(people: &People, count: usize, size: u32, rng: &mut impl Rng) -> 
         targets,
         sources,
         masks,
-        guides: Guides::Poses(poses),
+        guides: GuideBatch::Poses(poses),
     }
 }
 

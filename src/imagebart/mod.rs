@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use schedule::Schedule;
 
 /// Steps in the default chain. Two, at this scale: each step is a model to train
-/// (about an hour on two cores) and an edit runs every step once per cycle, so a
-/// third step would cost half again in both for a finer hierarchy.
+/// and an edit runs every step once per cycle, so a third step would cost half again
+/// in both for a finer hierarchy.
 pub const DEFAULT_STEPS: usize = 2;
 
 /// The default chain over `codes` codes: `ᾱ_t` falls linearly to 0, so `x_T` is

@@ -10,8 +10,9 @@ use rand::Rng;
 
 use super::model::Reverse;
 use super::schedule::Schedule;
-use crate::ilat::sample::{Cancelled, Sampling, draw, pending_mask};
 use crate::nn::transformer::{KvCache, causal_mask};
+use crate::tokens::decode::{self, CachedModel, DecodeError, Pending, Plan, proceed};
+use crate::tokens::sampling::Sampling;
 
 /// Tokens fixed during a masked step: where `free` is false, `x_{t−1}` is `known`.
 #[derive(Debug, Clone, Copy)]
@@ -28,43 +29,70 @@ pub fn reverse_step(
     known: Option<Known<'_>>,
     sampling: &Sampling,
     rng: &mut impl Rng,
-) -> Vec<usize> {
+) -> Result<Vec<usize>, DecodeError> {
     let device = model_device(model);
     let n = x_t.len();
     let ids = Tensor::<2, Int>::from_data(
         TensorData::new(x_t.iter().map(|&t| t as i64).collect(), [1, n]),
         &device,
     );
-    let memory = model.encode(ids);
+    let decoder = ReverseDecoder {
+        model,
+        memory: model.encode(ids),
+        device,
+    };
     let free = |p: usize| known.is_none_or(|k| k.free[p]);
     let mut out: Vec<usize> = match known {
         Some(k) => k.tokens.to_vec(),
         None => vec![0; n],
     };
     let Some(first) = (0..n).find(|&p| free(p)) else {
-        return out;
+        return Ok(out);
     };
     // Rows 0..=first in one pass (their inputs are known); its last row predicts `first`.
-    let mut cache = KvCache::default();
-    let inputs: Vec<usize> = (0..=first).map(|p| input_at(model, &out, p)).collect();
-    let positions: Vec<usize> = (0..=first).collect();
-    let mask = (first > 0).then(|| causal_mask(1, model.heads(), first + 1, &device));
-    let logits = model.step(&inputs, &positions, mask, &mut cache, memory.as_ref());
-    out[first] = draw(logits, sampling, rng);
     // Then rows in order; a known token's row rides along with the next free one.
-    let mut pending = Vec::new();
-    for p in first + 1..n {
-        pending.push(p);
-        if !free(p) {
-            continue;
-        }
-        let inputs: Vec<usize> = pending.iter().map(|&q| input_at(model, &out, q)).collect();
-        let mask = pending_mask(pending.len(), cache.len(), model.heads(), &device);
-        let logits = model.step(&inputs, &pending, mask, &mut cache, memory.as_ref());
-        out[p] = draw(logits, sampling, rng);
-        pending.clear();
+    let plan = Plan {
+        first_pass: (0..=first).collect(),
+        first_target: Some(first),
+        rows: (first + 1..n).map(|p| (p, free(p).then_some(p))).collect(),
+    };
+    let mut ignore = |_: &[usize], _| ControlFlow::Continue(());
+    decode::decode(&decoder, &mut out, plan, sampling, rng, &mut ignore)?;
+    Ok(out)
+}
+
+/// A reverse step as the shared decode sees it: the decoder with `x_t` encoded.
+struct ReverseDecoder<'a> {
+    model: &'a Reverse,
+    memory: Option<Tensor<3>>,
+    device: Device,
+}
+
+impl CachedModel for ReverseDecoder<'_> {
+    fn first_pass(&self, rows: &[usize], grid: &[usize], cache: &mut KvCache) -> Tensor<1> {
+        let heads = self.model.heads();
+        let mask = (rows.len() > 1).then(|| causal_mask(1, heads, rows.len(), &self.device));
+        self.next_rows(Pending { rows, grid, mask }, cache)
     }
-    out
+
+    fn next_rows(&self, pending: Pending<'_>, cache: &mut KvCache) -> Tensor<1> {
+        let inputs: Vec<usize> = pending
+            .rows
+            .iter()
+            .map(|&p| input_at(self.model, pending.grid, p))
+            .collect();
+        let memory = self.memory.as_ref();
+        self.model
+            .step(&inputs, pending.rows, pending.mask, cache, memory)
+    }
+
+    fn heads(&self) -> usize {
+        self.model.heads()
+    }
+
+    fn device(&self) -> Device {
+        self.device.clone()
+    }
 }
 
 /// The decoder's input at position `p`: the start token, or token `p − 1`.
@@ -120,7 +148,7 @@ impl Chain<'_> {
         (cycles, sampling): (usize, &Sampling),
         rng: &mut impl Rng,
         on_stage: &mut dyn FnMut(&Stage) -> ControlFlow<()>,
-    ) -> Result<Vec<usize>, Cancelled> {
+    ) -> Result<Vec<usize>, DecodeError> {
         let mut x_0 = grid.to_vec();
         for cycle in 0..cycles {
             let top = self.start_level(cycle);
@@ -128,7 +156,7 @@ impl Chain<'_> {
             report(on_stage, cycle, top, &x)?;
             for t in (1..=top).rev() {
                 let known = Known { tokens: &x_0, free };
-                x = reverse_step(&self.models[t - 1], &x, Some(known), sampling, rng);
+                x = reverse_step(&self.models[t - 1], &x, Some(known), sampling, rng)?;
                 report(on_stage, cycle, t - 1, &x)?;
             }
             x_0 = x;
@@ -150,13 +178,18 @@ impl Chain<'_> {
     }
 
     /// A sample of the whole chain: `x_T` uniform noise, then every reverse step.
-    pub fn sample(&self, tokens: usize, sampling: &Sampling, rng: &mut impl Rng) -> Vec<usize> {
+    pub fn sample(
+        &self,
+        tokens: usize,
+        sampling: &Sampling,
+        rng: &mut impl Rng,
+    ) -> Result<Vec<usize>, DecodeError> {
         let codes = self.schedule.codes;
         let mut x: Vec<usize> = (0..tokens).map(|_| rng.random_range(0..codes)).collect();
         for t in (1..=self.schedule.steps()).rev() {
-            x = reverse_step(&self.models[t - 1], &x, None, sampling, rng);
+            x = reverse_step(&self.models[t - 1], &x, None, sampling, rng)?;
         }
-        x
+        Ok(x)
     }
 }
 
@@ -165,16 +198,13 @@ fn report(
     cycle: usize,
     level: usize,
     grid: &[usize],
-) -> Result<(), Cancelled> {
+) -> Result<(), DecodeError> {
     let stage = Stage {
         cycle,
         level,
         grid: grid.to_vec(),
     };
-    match on_stage(&stage) {
-        ControlFlow::Continue(()) => Ok(()),
-        ControlFlow::Break(()) => Err(Cancelled),
-    }
+    proceed(on_stage(&stage))
 }
 
 #[cfg(test)]
@@ -247,7 +277,7 @@ mod tests {
             ..Sampling::default()
         };
         let mut rng = StdRng::seed_from_u64(0);
-        let out = reverse_step(model, &x_t, None, &greedy, &mut rng);
+        let out = reverse_step(model, &x_t, None, &greedy, &mut rng).expect("decoded");
         // Teacher forcing the decoded grid must make each position's argmax the token.
         let inputs: Vec<i64> = (0..16).map(|p| input_at(model, &out, p) as i64).collect();
         let inputs = Tensor::<2, Int>::from_data(TensorData::new(inputs, [1, 16]), &device);
@@ -262,7 +292,7 @@ mod tests {
             .into_data()
             .convert::<i64>()
             .try_into_vec()
-            .unwrap_or_default();
+            .expect("argmax on the host");
         assert_eq!(best, out.iter().map(|&t| t as i64).collect::<Vec<_>>());
     }
 }

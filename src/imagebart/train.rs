@@ -9,7 +9,6 @@
 
 use std::path::PathBuf;
 
-use burn::module::Module;
 use burn::prelude::*;
 use image::RgbImage;
 use rand::rngs::StdRng;
@@ -17,12 +16,11 @@ use rand::{Rng, SeedableRng};
 
 use super::model::{Reverse, ReverseConfig};
 use super::schedule::Schedule;
-use crate::data::convert::images_to_tensor;
+use crate::data::convert::{images_to_tensor, tensor_to_grids};
 use crate::data::faces::{augment, load_folder};
-use crate::ilat::model::shift_right;
-use crate::ilat::train::masked_nll;
-use crate::training::{self, Destination, Optimization, TrainError};
-use crate::vqgan::Vqgan;
+use crate::tokens::Tokenizer;
+use crate::tokens::objective::{masked_nll, shift_right};
+use crate::training::{self, Destination, Logged, TokenTrainer, TrainError};
 
 /// Everything a run of one reverse step needs besides data.
 #[derive(Config, Debug)]
@@ -30,12 +28,15 @@ pub struct ImagebartTrainingConfig {
     /// The step's network (`encoder_layers` 0 for the last step).
     pub model: ReverseConfig,
     /// The forward chain.
-    pub schedule: Schedule,
+    pub chain: Schedule,
     /// Which step, `1..=T`: the model learns `p(x_{t−1} | x_t)`.
     pub step: usize,
     /// Steps, batch, learning rate, seed.
-    #[config(default = "Optimization::new()")]
-    pub optimization: Optimization,
+    #[config(default = "training::Schedule::new()")]
+    pub schedule: training::Schedule,
+    /// AdamW's decoupled weight decay.
+    #[config(default = 0.01)]
+    pub weight_decay: f32,
 }
 
 /// Where a run reads and writes.
@@ -43,8 +44,6 @@ pub struct ImagebartTrainingConfig {
 pub struct ImagebartTrainingPaths {
     pub train: PathBuf,
     pub test: PathBuf,
-    /// The models folder holding the tokenizer.
-    pub tokenizer: PathBuf,
     /// The run and the finished model (`imagebart-step1`, …).
     pub to: Destination,
 }
@@ -97,89 +96,80 @@ pub fn batch_loss(model: &Reverse, batch: &StepBatch) -> Tensor<1> {
 fn draw_grids(
     set: &[RgbImage],
     count: usize,
-    tokenizer: &Vqgan,
+    tokenizer: &impl Tokenizer,
     rng: &mut impl Rng,
-) -> Vec<Vec<usize>> {
+) -> Result<Vec<Vec<usize>>, TrainError> {
     let faces: Vec<RgbImage> = (0..count)
         .map(|_| augment(&set[rng.random_range(0..set.len())], 2, rng))
         .collect();
-    let device = tokenizer
-        .devices()
-        .first()
-        .cloned()
-        .unwrap_or_else(Device::flex);
-    let (indices, _) = tokenizer.encode(images_to_tensor(&faces, &device), None);
-    let flat: Vec<i64> = indices
-        .into_data()
-        .convert::<i64>()
-        .try_into_vec()
-        .unwrap_or_default();
-    let n = flat.len() / count.max(1);
-    flat.chunks(n.max(1))
-        .map(|g| g.iter().map(|&k| k as usize).collect())
-        .collect()
+    let device = tokenizer.device();
+    let indices = tokenizer.tokenize(images_to_tensor(&faces, &device), None);
+    Ok(tensor_to_grids(indices)?)
 }
 
-/// Trains (or resumes) a run and writes the model to `paths.out`. Returns the last
-/// held-out NLL.
+/// Trains (or resumes) a run on faces tokenised by `tokenizer` and writes the model to
+/// `paths.to`. Returns the last held-out evaluation.
 pub fn train(
     config: &ImagebartTrainingConfig,
     paths: &ImagebartTrainingPaths,
+    tokenizer: &impl Tokenizer,
     device: &Device,
-) -> Result<f64, TrainError> {
+) -> Result<Logged, TrainError> {
     let t = config.step;
-    if !(1..=config.schedule.steps()).contains(&t) {
+    if !(1..=config.chain.steps()).contains(&t) {
         return Err(TrainError::Config(format!(
             "step {t} is not in the chain of {} steps",
-            config.schedule.steps()
+            config.chain.steps()
         )));
     }
-    let last = t == config.schedule.steps();
+    let last = t == config.chain.steps();
     if last != (config.model.encoder_layers == 0) {
         return Err(TrainError::Config(format!(
             "step {t}: the last step is decoder-only and the others have an encoder ({} encoder layers given)",
             config.model.encoder_layers
         )));
     }
-    let (tokenizer, tokenizer_config) = training::load_tokenizer(
-        &paths.tokenizer,
-        &device.clone().inner(),
-        (config.model.vocab, config.model.grid),
-    )?;
-    if config.schedule.codes != config.model.vocab {
+    tokenizer.check_fits(config.model.vocab, tokenizer.factor())?;
+    if config.chain.codes != config.model.vocab {
         return Err(TrainError::Config(format!(
             "the chain diffuses over {} codes, the model has {}",
-            config.schedule.codes, config.model.vocab
+            config.chain.codes, config.model.vocab
         )));
     }
-    let size = tokenizer_config.image_size as u32;
+    let size = (config.model.grid * tokenizer.factor()) as u32;
     let train_set = load_folder(&paths.train, size)?;
     let test_set = load_folder(&paths.test, size)?;
-    let o = &config.optimization;
+    let o = &config.schedule;
     let start_token = config.model.vocab;
     let mut test_rng = StdRng::seed_from_u64(o.seed);
-    let test_grids = draw_grids(&test_set, 32, &tokenizer, &mut test_rng);
+    let test_grids = draw_grids(&test_set, 32, tokenizer, &mut test_rng)?;
     let held_out = make_batch(
         &test_grids,
-        &config.schedule,
+        &config.chain,
         t,
         start_token,
         &mut test_rng,
         &device.clone().inner(),
     );
     device.seed(o.seed);
-    training::fit(
-        o,
-        &paths.to,
-        (config, &config.model),
+    let trainer = TokenTrainer::new(
         config.model.init(device),
-        &held_out,
-        |rng| {
-            let grids = draw_grids(&train_set, o.batch, &tokenizer, rng);
-            make_batch(&grids, &config.schedule, t, start_token, rng, device)
+        (&config.model, config.weight_decay),
+        held_out,
+        |rng: &mut StdRng| {
+            let grids = draw_grids(&train_set, o.batch, tokenizer, rng)?;
+            Ok(make_batch(
+                &grids,
+                &config.chain,
+                t,
+                start_token,
+                rng,
+                device,
+            ))
         },
         batch_loss,
-    )
+    );
+    training::fit(trainer, o, &paths.to, config)
 }
 
 #[cfg(test)]
@@ -188,34 +178,24 @@ mod tests {
     use crate::training::Trainee;
     use burn::optim::AdamWConfig;
 
+    /// A tensor of token ids on the host.
+    fn ids(t: Tensor<2, Int>) -> Vec<i64> {
+        t.try_into_vec_as::<i64>().expect("ids on the host")
+    }
+
     #[test]
     fn a_step_batch_holds_the_noisier_grid_and_the_target_shifted() {
         let schedule = Schedule::linear_keep(2, 8, 0.0);
         let mut rng = StdRng::seed_from_u64(1);
         let x_0 = vec![vec![3usize; 16]; 2];
         let batch = make_batch(&x_0, &schedule, 1, 8, &mut rng, &Device::flex());
-        let targets: Vec<i64> = batch
-            .targets
-            .into_data()
-            .convert::<i64>()
-            .try_into_vec()
-            .unwrap_or_default();
+        let targets = ids(batch.targets);
         // Step 1: x_{t−1} is x_0 itself.
         assert!(targets.iter().all(|&k| k == 3));
-        let inputs: Vec<i64> = batch
-            .inputs
-            .into_data()
-            .convert::<i64>()
-            .try_into_vec()
-            .unwrap_or_default();
+        let inputs = ids(batch.inputs);
         assert_eq!(inputs[0], 8, "the start token");
         assert_eq!(inputs[16], 8);
-        let x_t: Vec<i64> = batch
-            .x_t
-            .into_data()
-            .convert::<i64>()
-            .try_into_vec()
-            .unwrap_or_default();
+        let x_t = ids(batch.x_t);
         let changed = x_t.iter().filter(|&&k| k != 3).count();
         assert!(
             changed > 0 && changed < 32,

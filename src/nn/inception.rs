@@ -385,7 +385,7 @@ impl InceptionV3 {
         pictures: &[RgbImage],
         chunk: usize,
         device: &Device,
-    ) -> Vec<[f32; FEATURES]> {
+    ) -> Result<Vec<[f32; FEATURES]>, burn::tensor::TensorReadError> {
         let mut out = Vec::with_capacity(pictures.len());
         for part in pictures.chunks(chunk.max(1)) {
             let values: Vec<f32> = part.iter().flat_map(resize_for_inception).collect();
@@ -393,19 +393,14 @@ impl InceptionV3 {
                 TensorData::new(values, [part.len(), 3, SIDE, SIDE]),
                 device,
             );
-            let flat: Vec<f32> = self
-                .forward(x)
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec()
-                .unwrap_or_default();
+            let flat: Vec<f32> = self.forward(x).try_into_vec_as::<f32>()?;
             out.extend(flat.chunks_exact(FEATURES).map(|f| {
                 let mut row = [0.0; FEATURES];
                 row.copy_from_slice(f);
                 row
             }));
         }
-        out
+        Ok(out)
     }
 }
 
@@ -443,18 +438,15 @@ mod tests {
     #[test]
     fn features_are_finite_deterministic_and_tell_faces_from_noise() {
         let device = Device::flex();
-        let net = InceptionV3::load(
-            &crate::paths::data_dir().join("nets/inception_v3_fid.safetensors"),
-            &device,
-        )
-        .expect("run scripts/fetch-data.sh first");
+        let net = InceptionV3::load(&crate::paths::Data::default().inception(), &device)
+            .expect("run scripts/fetch-data.sh first");
         let faces = load_folder(&crate::paths::sample_faces(), 64).expect("samples");
         let noise = RgbImage::from_fn(64, 64, |x, y| {
             let v = ((x * 7919 + y * 104_729) % 251) as u8;
             image::Rgb([v, v.wrapping_mul(3), v.wrapping_mul(7)])
         });
         let pictures = [faces[0].clone(), faces[1].clone(), noise, faces[0].clone()];
-        let f = net.features(&pictures, 2, &device);
+        let f = net.features(&pictures, 2, &device).expect("features");
         assert_eq!(f.len(), 4);
         assert!(f.iter().flatten().all(|v| v.is_finite() && *v >= 0.0));
         assert_eq!(f[0], f[3], "the same picture, the same features");
@@ -477,11 +469,8 @@ mod tests {
     fn features_match_the_numpy_reference() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let device = Device::flex();
-        let net = InceptionV3::load(
-            &crate::paths::data_dir().join("nets/inception_v3_fid.safetensors"),
-            &device,
-        )
-        .expect("run scripts/fetch-data.sh first");
+        let net = InceptionV3::load(&crate::paths::Data::default().inception(), &device)
+            .expect("run scripts/fetch-data.sh first");
         let reference: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(root.join("tests/reference/inception_chelsea.json"))
                 .expect("reference"),
@@ -496,7 +485,10 @@ mod tests {
         let picture = image::open(root.join("assets/samples/imagenet/chelsea.png"))
             .expect("sample")
             .to_rgb8();
-        let got = net.features(&[picture], 1, &device).remove(0);
+        let got = net
+            .features(&[picture], 1, &device)
+            .expect("features")
+            .remove(0);
         assert_eq!(want.len(), FEATURES);
         let worst = got
             .iter()

@@ -1,7 +1,7 @@
 //! MobileNetV2 (Sandler et al. 2018) with torchvision's ImageNet weights, frozen.
 //!
-//! It is the feature network of the perceptual loss (DESIGN §4a: LPIPS's VGG is not
-//! obtainable here). The weights are read from the safetensors file that
+//! It is the feature network of the perceptual loss (LPIPS's VGG weights are in no
+//! registry package). The weights are read from the safetensors file that
 //! `scripts/fetch-data.sh` converts from torchvision's checkpoint, with torchvision's
 //! parameter names; each BatchNorm is folded into the convolution before it, which is
 //! exact in inference and leaves a plain stack of convolutions.
@@ -201,11 +201,8 @@ mod tests {
     fn classifies_a_cat_as_a_cat() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let device = Device::flex();
-        let net = MobileNetV2::load(
-            &crate::paths::data_dir().join("nets/mobilenet_v2.safetensors"),
-            &device,
-        )
-        .expect("run scripts/fetch-data.sh first");
+        let net = MobileNetV2::load(&crate::paths::Data::default().mobilenet(), &device)
+            .expect("run scripts/fetch-data.sh first");
         let image =
             load_square(&root.join("assets/samples/imagenet/chelsea.png"), 224).expect("sample");
         let logits: Vec<f32> = net

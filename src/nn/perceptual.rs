@@ -1,6 +1,7 @@
 //! LPIPS-style perceptual distance on frozen MobileNetV2 features: channels unit-
 //! normalised at each position, squared differences summed over channels, averaged
-//! over positions, equal weight for every tapped layer (DESIGN §4a).
+//! over positions, equal weight for every tapped layer (the shape of LPIPS, on the
+//! feature network the registries offer).
 
 use std::path::Path;
 

@@ -105,8 +105,8 @@ impl TransformerConfig {
 /// Sampling runs the known context once and then one new position per step, each
 /// attending to everything cached: O(T) work per generated token instead of O(T²). The
 /// keys and values live in buffers with room for the model's longest sequence
-/// (`[B, H, max_positions, d_h]`), written in place: appending by concatenation copied
-/// the whole cache at every step and layer (11 % of sampling a grid).
+/// (`[B, H, max_positions, d_h]`), written in place: appending by concatenation would
+/// copy the whole cache at every step and layer.
 #[derive(Debug, Clone, Default)]
 pub struct KvCache {
     layers: Vec<(Tensor<4>, Tensor<4>)>,
@@ -298,8 +298,8 @@ impl Block {
     /// Queries (`part` 0), keys (1) or values (2) of `x`, split into heads
     /// `[B, H, t, d_h]`: the fused projection's weight is sliced, not its output, so
     /// the backward pass accumulates into a `[D, 3D]` weight instead of a
-    /// `[B, t, 3D]` activation (slicing the output cost a zero-filled copy of it per
-    /// part and layer, ~4 % of a training step).
+    /// `[B, t, 3D]` activation (slicing the output costs a zero-filled copy of it per
+    /// part and layer in the backward pass).
     fn projection(&self, x: &Tensor<3>, part: usize) -> Tensor<4> {
         let [batch, tokens, d] = x.dims();
         let weight = self.qkv.weight.val().narrow(1, part * d, d);

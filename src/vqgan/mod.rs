@@ -7,7 +7,6 @@
 //! the mask with the encoder's continuous features outside it (Eq. 4), so the kept
 //! region is reconstructed from more than nine bits per 4x4 patch.
 
-mod checkpoint;
 mod decoder;
 mod discriminator;
 mod encoder;
@@ -131,15 +130,16 @@ impl Vqgan {
     }
 
     /// [`Vqgan::token_mask`] as flags, batch-major and raster order within a grid.
-    pub fn token_mask_flags(&self, mask: Tensor<4>) -> Vec<bool> {
-        self.token_mask(mask)
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .unwrap_or_default()
+    pub fn token_mask_flags(
+        &self,
+        mask: Tensor<4>,
+    ) -> Result<Vec<bool>, burn::tensor::TensorReadError> {
+        Ok(self
+            .token_mask(mask)
+            .try_into_vec_as::<f32>()?
             .into_iter()
             .map(|v| v > 0.5)
-            .collect()
+            .collect())
     }
 
     /// Reconstructs images. With a mask, the encoder is leak-free and decoding follows
@@ -193,6 +193,31 @@ impl Vqgan {
     /// Decodes token indices alone.
     pub fn decode(&self, indices: Tensor<3, Int>) -> Tensor<4> {
         self.decoder.forward(self.quantizer.lookup(indices))
+    }
+}
+
+impl crate::tokens::Tokenizer for Vqgan {
+    fn tokenize(&self, images: Tensor<4>, mask: Option<Tensor<4>>) -> Tensor<3, Int> {
+        self.encode(images, mask).0
+    }
+
+    fn token_mask_flags(
+        &self,
+        mask: Tensor<4>,
+    ) -> Result<Vec<bool>, burn::tensor::TensorReadError> {
+        Vqgan::token_mask_flags(self, mask)
+    }
+
+    fn factor(&self) -> usize {
+        self.factor
+    }
+
+    fn codes(&self) -> usize {
+        self.quantizer.size()
+    }
+
+    fn device(&self) -> Device {
+        self.devices().first().cloned().unwrap_or_else(Device::flex)
     }
 }
 

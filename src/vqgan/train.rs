@@ -7,25 +7,25 @@
 //! learns to join generated codes with kept continuous features. Codes that no
 //! encoder output chose during `reseed_every` steps are re-seeded from the batch.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::module::Module;
-use burn::optim::GradientsParams;
+use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
+use burn::store::ModuleRecord;
 use burn::tensor::activation::softplus;
 use image::RgbImage;
+use rand::Rng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
-use super::checkpoint::{State, fresh_state, load_state, save_state, warm_start};
-use super::{DiscriminatorConfig, Vqgan, VqganConfig};
+use super::{Discriminator, DiscriminatorConfig, Vqgan, VqganConfig};
 use crate::data::convert::{images_to_tensor, masks_to_tensor, tensor_to_images};
 use crate::data::faces::{augment, load_folder};
 use crate::data::masks::random_mask;
 use crate::metrics;
 use crate::nn::perceptual::Perceptual;
 use crate::store;
-use crate::training::{Run, TrainError, learning_rate, scalar};
+use crate::training::{self, Destination, Logged, Run, Schedule, TrainError, Trainer, scalar};
 
 /// Everything a VQGAN training run needs besides data.
 #[derive(Config, Debug)]
@@ -34,18 +34,11 @@ pub struct VqganTrainingConfig {
     pub model: VqganConfig,
     /// The discriminator.
     pub discriminator: DiscriminatorConfig,
-    /// Total optimisation steps.
-    #[config(default = 20000)]
-    pub steps: usize,
-    /// Images per step.
-    #[config(default = 16)]
-    pub batch: usize,
-    /// Peak learning rate (Adam, β = (0.5, 0.9) as Taming).
-    #[config(default = 2e-4)]
-    pub lr: f64,
-    /// Warm-up steps.
-    #[config(default = 200)]
-    pub warmup: usize,
+    /// Steps, batch (images), learning rate (Adam, β = (0.5, 0.9) as Taming), seed.
+    #[config(
+        default = "Schedule::new().with_steps(20000).with_batch(16).with_lr(2e-4).with_seed(17)"
+    )]
+    pub schedule: Schedule,
     /// Weight of the perceptual term.
     #[config(default = 0.2)]
     pub perceptual_weight: f64,
@@ -61,87 +54,149 @@ pub struct VqganTrainingConfig {
     /// Steps between dead-code re-seedings.
     #[config(default = 250)]
     pub reseed_every: usize,
-    /// Steps between checkpoints (and held-out evaluations).
-    #[config(default = 250)]
-    pub checkpoint_every: usize,
-    /// Steps between loss-log lines.
-    #[config(default = 10)]
-    pub log_every: usize,
-    /// Seed of data order, augmentation and masks.
-    #[config(default = 17)]
-    pub seed: u64,
 }
 
-/// Where a run reads and writes.
+/// Where a run reads.
 #[derive(Debug, Clone)]
-pub struct VqganTrainingPaths {
-    /// Training images (64x64 faces).
-    pub train: PathBuf,
+pub struct VqganTrainingData<'a> {
+    /// Training images (faces).
+    pub train: &'a Path,
     /// Held-out images for the periodic evaluation and the sample grid.
-    pub test: PathBuf,
+    pub test: &'a Path,
     /// The MobileNetV2 safetensors of the perceptual loss.
-    pub mobilenet: PathBuf,
-    /// The run folder (checkpoints, loss log, samples).
-    pub run: PathBuf,
-    /// Where the finished model is written (`vqgan.json` + `vqgan.bpk`).
-    pub out: PathBuf,
-    /// A trained model folder to start from when the run has no checkpoint (a fresh
-    /// machine with only the committed model): its weights and progress are taken, the
-    /// discriminator and optimiser moments start anew.
-    pub warm_start: Option<PathBuf>,
+    pub mobilenet: &'a Path,
 }
 
-/// Trains (or resumes) a run and writes the model to `paths.out`. Returns the last
-/// held-out PSNR.
+/// Trains (or resumes) a run and writes the model to `to`. Returns the last held-out
+/// evaluation (PSNR).
 pub fn train(
     config: &VqganTrainingConfig,
-    paths: &VqganTrainingPaths,
+    data: &VqganTrainingData<'_>,
+    to: &Destination,
     device: &Device,
-) -> Result<f64, TrainError> {
+) -> Result<Logged, TrainError> {
     let size = config.model.image_size as u32;
-    let train_set = load_folder(&paths.train, size)?;
-    let test_set = load_folder(&paths.test, size)?;
-    let perceptual = Perceptual::load(&paths.mobilenet, device)?;
-    let (mut run, resume) = Run::open(&paths.run, config.steps)?;
-    run.set_prefix("vqgan");
-    crate::training::save_config(config, &paths.run)?;
-    let (mut state, start) = match (resume, &paths.warm_start) {
-        (Some((dir, progress)), _) => (load_state(config, &dir, device)?, progress.step),
-        (None, Some(dir)) => {
-            let (state, progress) = warm_start(config, dir, device)?;
-            run.set_resumed(progress);
-            (state, progress.step)
-        }
-        (None, None) => (fresh_state(config, device), 0),
+    let trainer = VqganTrainer {
+        train_set: load_folder(data.train, size)?,
+        test_set: load_folder(data.test, size)?,
+        perceptual: Perceptual::load(data.mobilenet, device)?,
+        usage: vec![0; config.model.codebook_size],
+        state: fresh_state(config, device),
+        config,
+        device: device.clone(),
     };
-    let mut rng = StdRng::seed_from_u64(config.seed ^ start as u64);
-    let mut usage = vec![0usize; config.model.codebook_size];
-    let mut psnr = f64::NAN;
-    for step in start..config.steps {
-        let lr = learning_rate(step, config.steps, config.warmup, config.lr, 0.1);
-        let batch = sample_batch(&train_set, config, step, &mut rng, device);
-        let (next, losses) = train_step(state, &batch, &perceptual, config, step, lr);
-        state = next;
-        count_usage(&mut usage, losses.indices);
-        if (step + 1) % config.reseed_every == 0 {
-            state.model = reseed_dead_codes(state.model, &usage, &batch, &mut rng);
-            usage.iter_mut().for_each(|c| *c = 0);
-        }
-        if (step + 1) % config.log_every == 0 {
-            let mut values = losses.values.clone();
-            values.push(("lr", lr));
-            run.log(step + 1, &values)?;
-        }
-        if (step + 1) % config.checkpoint_every == 0 || step + 1 == config.steps {
-            psnr = evaluate_and_sample(&state.model.valid(), &test_set, &run, step + 1, device)?;
-            run.log(step + 1, &[("test_psnr", psnr)])?;
-            save_state(&state, config, &run, step + 1)?;
-        }
-        run.tick();
+    training::fit(trainer, &config.schedule, to, config)
+}
+
+/// The networks and optimisers that a checkpoint holds.
+struct State {
+    model: Vqgan,
+    disc: Discriminator,
+    optim_g: burn::optim::ModuleOptimizer,
+    optim_d: burn::optim::ModuleOptimizer,
+}
+
+fn fresh_state(config: &VqganTrainingConfig, device: &Device) -> State {
+    device.seed(config.schedule.seed);
+    State {
+        model: config.model.init(device),
+        disc: config.discriminator.init(device),
+        optim_g: AdamConfig::new().with_beta_1(0.5).with_beta_2(0.9).init(),
+        optim_d: AdamConfig::new().with_beta_1(0.5).with_beta_2(0.9).init(),
     }
-    run.finish();
-    store::save_model(&paths.out, "vqgan", &config.model, state.model.valid())?;
-    Ok(psnr)
+}
+
+/// A VQGAN run: the state, the data, and how often each code was chosen since the
+/// last re-seeding.
+struct VqganTrainer<'a> {
+    config: &'a VqganTrainingConfig,
+    state: State,
+    train_set: Vec<RgbImage>,
+    test_set: Vec<RgbImage>,
+    perceptual: Perceptual,
+    usage: Vec<usize>,
+    device: Device,
+}
+
+impl Trainer for VqganTrainer<'_> {
+    fn step(&mut self, step: usize, lr: f64, rng: &mut StdRng) -> Result<Logged, TrainError> {
+        let config = self.config;
+        let batch = sample_batch(&self.train_set, config, step, rng, &self.device);
+        let losses = train_step(
+            &mut self.state,
+            &batch,
+            &self.perceptual,
+            (config, step, lr),
+        )?;
+        count_usage(&mut self.usage, losses.indices);
+        if (step + 1).is_multiple_of(config.reseed_every) {
+            let model = self.state.model.clone();
+            self.state.model = reseed_dead_codes(model, &self.usage, &batch, rng);
+            self.usage.iter_mut().for_each(|c| *c = 0);
+        }
+        Ok(losses.values)
+    }
+
+    fn evaluate(&mut self, step: usize, run: &Run) -> Result<Logged, TrainError> {
+        let model = self.state.model.valid();
+        let psnr = evaluate_and_sample(&model, &self.test_set, run, step, &self.device)?;
+        Ok(vec![("test_psnr", psnr)])
+    }
+
+    fn write_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
+        let record = |module: ModuleRecord, name: &str| {
+            store::save_record(&dir.join(format!("{name}.bpk")), module)
+        };
+        record(self.state.model.clone().into_record(), "model")?;
+        record(self.state.disc.clone().into_record(), "disc")?;
+        for (optim, name) in [
+            (&self.state.optim_g, "optim_g"),
+            (&self.state.optim_d, "optim_d"),
+        ] {
+            store::save_optimizer(optim, &dir.join(format!("{name}.bpk")))?;
+        }
+        Ok(())
+    }
+
+    fn resume(self, dir: &Path) -> Result<Self, TrainError> {
+        let fresh = fresh_state(self.config, &self.device);
+        let part = |name: &str| dir.join(format!("{name}.bpk"));
+        let state = State {
+            model: store::load_weights(fresh.model, &part("model"))?,
+            disc: store::load_weights(fresh.disc, &part("disc"))?,
+            optim_g: fresh
+                .optim_g
+                .load_record(store::load_optimizer(&part("optim_g"))?),
+            optim_d: fresh
+                .optim_d
+                .load_record(store::load_optimizer(&part("optim_d"))?),
+        };
+        Ok(Self { state, ..self })
+    }
+
+    /// The exported tokenizer's weights (it must be of the configured architecture);
+    /// the discriminator and the optimisers' moments start anew.
+    fn warm_start(self, dir: &Path, name: &str) -> Result<Self, TrainError> {
+        let (model, model_config) = Vqgan::load(dir, name, &self.device)?;
+        if model_config.to_string() != self.config.model.to_string() {
+            return Err(store::StoreError::Mismatch {
+                weights: dir.join(format!("{name}.bpk")),
+                config: dir.join(format!("{name}.json")),
+                reason: "the training configuration describes another architecture".into(),
+            }
+            .into());
+        }
+        let state = State {
+            model,
+            ..fresh_state(self.config, &self.device)
+        };
+        Ok(Self { state, ..self })
+    }
+
+    fn export(&self, dir: &Path, name: &str) -> Result<(), TrainError> {
+        store::save_model(dir, name, &self.config.model, self.state.model.valid())?;
+        Ok(())
+    }
 }
 
 /// One step's inputs.
@@ -157,12 +212,12 @@ fn sample_batch(
     rng: &mut StdRng,
     device: &Device,
 ) -> Batch {
-    let images: Vec<RgbImage> = (0..config.batch)
+    let images: Vec<RgbImage> = (0..config.schedule.batch)
         .map(|_| augment(&set[rng.random_range(0..set.len())], 2, rng))
         .collect();
     let masked = step >= config.stage2_start && rng.random_bool(0.5);
     let mask = masked.then(|| {
-        let masks: Vec<_> = (0..config.batch)
+        let masks: Vec<_> = (0..config.schedule.batch)
             .map(|_| random_mask(config.model.image_size as u32, 0.05, 0.6, rng))
             .collect();
         masks_to_tensor(&masks, device)
@@ -181,21 +236,15 @@ struct StepLosses {
 
 /// One generator step and (once started) one discriminator step.
 fn train_step(
-    state: State,
+    state: &mut State,
     batch: &Batch,
     perceptual: &Perceptual,
-    config: &VqganTrainingConfig,
-    step: usize,
-    lr: f64,
-) -> (State, StepLosses) {
-    let State {
-        model,
-        disc,
-        mut optim_g,
-        mut optim_d,
-    } = state;
+    (config, step, lr): (&VqganTrainingConfig, usize, f64),
+) -> Result<StepLosses, TrainError> {
     let adversarial = step >= config.disc_start;
-    let out = model.forward(batch.images.clone(), batch.mask.clone());
+    let out = state
+        .model
+        .forward(batch.images.clone(), batch.mask.clone());
     let l1 = (out.images.clone() - batch.images.clone()).abs().mean();
     let percept = perceptual.distance(out.images.clone(), batch.images.clone());
     let mut loss =
@@ -206,39 +255,22 @@ fn train_step(
         ("codebook", scalar(&out.quantized.loss)),
     ];
     if adversarial {
-        let g_adv = softplus(disc.forward(out.images.clone()).neg(), 1.0).mean();
+        let g_adv = softplus(state.disc.forward(out.images.clone()).neg(), 1.0).mean();
         values.push(("g_adv", scalar(&g_adv)));
         loss = loss + g_adv * config.adversarial_weight;
     }
-    let indices = out
-        .quantized
-        .indices
-        .clone()
-        .into_data()
-        .convert::<i64>()
-        .try_into_vec()
-        .unwrap_or_default();
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
-    let model = optim_g.step(lr, model, grads);
-    let disc = if adversarial {
+    let indices = out.quantized.indices.clone().try_into_vec_as::<i64>()?;
+    let grads = GradientsParams::from_grads(loss.backward(), &state.model);
+    state.model = state.optim_g.step(lr, state.model.clone(), grads);
+    if adversarial {
         let fake = out.images.detach();
-        let d_loss = softplus(disc.forward(batch.images.clone()).neg(), 1.0).mean()
-            + softplus(disc.forward(fake), 1.0).mean();
+        let d_loss = softplus(state.disc.forward(batch.images.clone()).neg(), 1.0).mean()
+            + softplus(state.disc.forward(fake), 1.0).mean();
         values.push(("d_loss", scalar(&d_loss)));
-        let grads = GradientsParams::from_grads(d_loss.backward(), &disc);
-        optim_d.step(lr, disc, grads)
-    } else {
-        disc
-    };
-    (
-        State {
-            model,
-            disc,
-            optim_g,
-            optim_d,
-        },
-        StepLosses { values, indices },
-    )
+        let grads = GradientsParams::from_grads(d_loss.backward(), &state.disc);
+        state.disc = state.optim_d.step(lr, state.disc.clone(), grads);
+    }
+    Ok(StepLosses { values, indices })
 }
 
 fn count_usage(usage: &mut [usize], indices: Vec<i64>) {
@@ -295,7 +327,7 @@ fn evaluate_and_sample(
     let mut total = 0.0;
     let mut grid_pairs = Vec::new();
     for chunk in test_set.chunks(33) {
-        let recon = tensor_to_images(model.forward(images_to_tensor(chunk, &device), None).images);
+        let recon = tensor_to_images(model.forward(images_to_tensor(chunk, &device), None).images)?;
         for (a, b) in chunk.iter().zip(&recon) {
             total += metrics::psnr(a, b);
         }
@@ -339,16 +371,12 @@ mod tests {
             .with_code_dim(8)
             .with_image_size(32);
         let config = VqganTrainingConfig::new(model, DiscriminatorConfig::new().with_width(8))
-            .with_batch(4)
+            .with_schedule(Schedule::new().with_batch(4).with_lr(2e-3))
             .with_disc_start(0)
-            .with_stage2_start(0)
-            .with_lr(2e-3);
-        let perceptual = Perceptual::load(
-            &crate::paths::data_dir().join("nets/mobilenet_v2.safetensors"),
-            &device,
-        )
-        .expect("run scripts/fetch-data.sh first");
-        let mut rng = StdRng::seed_from_u64(1);
+            .with_stage2_start(0);
+        let perceptual = Perceptual::load(&crate::paths::Data::default().mobilenet(), &device)
+            .expect("run scripts/fetch-data.sh first");
+        let mut rng = <StdRng as rand::SeedableRng>::seed_from_u64(1);
         let faces = vec![
             RgbImage::from_fn(32, 32, |x, y| image::Rgb([
                 (x * 8) as u8,
@@ -361,10 +389,48 @@ mod tests {
         let mut state = fresh_state(&config, &device);
         let mut l1 = Vec::new();
         for step in 0..25 {
-            let (next, losses) = train_step(state, &batch, &perceptual, &config, step, config.lr);
-            state = next;
+            let losses =
+                train_step(&mut state, &batch, &perceptual, (&config, step, 2e-3)).expect("a step");
             l1.push(losses.values[0].1);
         }
         assert!(l1[24] < 0.7 * l1[0], "L1 went from {} to {}", l1[0], l1[24]);
+    }
+
+    #[test]
+    fn warm_start_takes_the_weights_and_refuses_another_architecture() {
+        let device = Device::flex();
+        let model = VqganConfig::new()
+            .with_widths(vec![8, 16, 16])
+            .with_codebook_size(32)
+            .with_code_dim(8);
+        let config = VqganTrainingConfig::new(model.clone(), DiscriminatorConfig::new());
+        let dir = std::env::temp_dir().join(format!("tessera-vqgan-warm-{}", std::process::id()));
+        let trained = model.init(&device);
+        store::save_model(&dir, "vqgan", &model, trained.clone()).expect("save");
+        let trainer = |config| VqganTrainer {
+            config,
+            state: fresh_state(config, &device),
+            train_set: Vec::new(),
+            test_set: Vec::new(),
+            perceptual: Perceptual::load(&crate::paths::Data::default().mobilenet(), &device)
+                .expect("run scripts/fetch-data.sh first"),
+            usage: Vec::new(),
+            device: device.clone(),
+        };
+        let warm = trainer(&config)
+            .warm_start(&dir, "vqgan")
+            .expect("warm start");
+        let images = Tensor::<4>::ones([1, 3, 64, 64], &device);
+        assert_eq!(
+            warm.state
+                .model
+                .forward(images.clone(), None)
+                .images
+                .into_data(),
+            trained.forward(images, None).images.into_data()
+        );
+        let other = VqganTrainingConfig::new(model.with_code_dim(4), DiscriminatorConfig::new());
+        assert!(trainer(&other).warm_start(&dir, "vqgan").is_err());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

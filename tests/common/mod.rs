@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use burn::prelude::Device;
 use image::{GrayImage, RgbImage};
 use tessera::hit::conv::ConvGeneratorConfig;
-use tessera::hit::generator::{GeneratorConfig, StageConfig};
-use tessera::hit::{Arch, SamplerConfig};
-use tessera::ilat::model::{Guidance, IlatConfig};
+use tessera::hit::generator::{HitGeneratorConfig, StageConfig};
+use tessera::hit::{Arch, GanGeneratorConfig};
+use tessera::ilat::model::{GuideKind, IlatConfig};
 use tessera::imagebart::{self, model::ReverseConfig};
 use tessera::store;
 use tessera::vqgan::VqganConfig;
@@ -40,13 +40,13 @@ pub fn tiny_models(tag: &str) -> PathBuf {
     for name in ["ilat", "taming"] {
         store::save_model(&dir, name, &tokens, tokens.init(&device)).expect("save tiny model");
     }
-    let posed = tokens.with_guidance(Guidance::Pose);
+    let posed = tokens.with_guidance(GuideKind::Pose);
     for name in ["pose-ilat", "pose-taming"] {
         store::save_model(&dir, name, &posed, posed.init(&device)).expect("save tiny model");
     }
-    let generators = SamplerConfig::new(Arch::Hit)
+    let generators = GanGeneratorConfig::new(Arch::Hit)
         .with_hit(
-            GeneratorConfig::new(vec![
+            HitGeneratorConfig::new(vec![
                 StageConfig::new(8, 16, 2, 1),
                 StageConfig::new(16, 8, 2, 0),
                 StageConfig::new(32, 8, 2, 0),

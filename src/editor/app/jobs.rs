@@ -1,15 +1,12 @@
 //! Jobs on the worker: what Generate asks for (an edit, or a repose with the Pose
 //! tool), and what the worker reports back.
 
-use std::time::Instant;
-
 use eframe::egui;
 
 use super::{EditorApp, Job, JobKind, PICTURE, Tool};
 use crate::backend::BackendChoice;
 use crate::editor::strip::Strip;
-use crate::engine::{EditRequest, Engine, Generator, Method, ReposeRequest};
-use crate::ilat::model::Guidance;
+use crate::engine::{EditRequest, ReposeRequest, SampleSource};
 use crate::worker::{Event, Request, Worker};
 
 /// Faces per Sample.
@@ -22,7 +19,7 @@ impl EditorApp {
         egui::ComboBox::from_label("generator")
             .selected_text(self.generator.name())
             .show_ui(ui, |ui| {
-                for generator in Generator::ALL {
+                for generator in SampleSource::ALL {
                     ui.selectable_value(&mut self.generator, generator, generator.name());
                 }
             });
@@ -235,21 +232,6 @@ pub(super) fn spawn_worker(
     backend: BackendChoice,
     ctx: egui::Context,
 ) -> WorkerSlot {
-    let models = models.to_path_buf();
-    let started = Instant::now();
-    Worker::spawn(
-        move || {
-            let mut engine = Engine::new(&models, backend)?;
-            // The face models load now, while the person looks at the picture, so the
-            // first edit neither waits for them nor takes the window's frames; a model
-            // that is missing is named when a job needs it.
-            if let Err(err) = engine.prepare(Method::Ilat, Guidance::Sketch) {
-                tracing::warn!("the face models are not ready: {err}");
-            }
-            tracing::info!("engine ready in {:.1} s", started.elapsed().as_secs_f64());
-            Ok(engine)
-        },
-        move || ctx.request_repaint(),
-    )
-    .map_err(|err| err.to_string())
+    Worker::for_models(models, backend, move || ctx.request_repaint())
+        .map_err(|err| err.to_string())
 }

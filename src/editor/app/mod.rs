@@ -2,6 +2,7 @@
 //! the worker thread; the window only paints and reads events back.
 
 mod jobs;
+mod panels;
 mod posing;
 mod saving;
 
@@ -21,9 +22,10 @@ use super::help;
 use super::history::History;
 use super::strip::Strip;
 use crate::backend::BackendChoice;
+use crate::data::PicturePoint;
 use crate::data::poses::Pose;
 use crate::engine::Method;
-use crate::ilat::sample::Sampling;
+use crate::engine::Sampling;
 
 /// Undo, redo and generate from the keyboard.
 const UNDO: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::Z);
@@ -112,7 +114,7 @@ pub struct EditorApp {
     /// ImageBART's refinement cycles.
     cycles: usize,
     /// The generator of the Sample tool.
-    generator: crate::engine::Generator,
+    generator: crate::engine::SampleSource,
     /// Whether the candidates strip holds a gallery (a click replaces the picture).
     gallery: bool,
     /// The last job's candidates, and ImageBART's trajectory.
@@ -152,7 +154,7 @@ impl EditorApp {
             live: false,
             candidates: 3,
             cycles: crate::engine::DEFAULT_CYCLES,
-            generator: crate::engine::Generator::Gan(crate::hit::Arch::Hit),
+            generator: crate::engine::SampleSource::Gan(crate::engine::Arch::Hit),
             gallery: false,
             choices: Strip::default(),
             trajectory: Strip::default(),
@@ -204,7 +206,7 @@ impl EditorApp {
     }
 
     /// Where picture pixel `(x, y)` was on screen in the last frame, in points.
-    pub fn screen_point(&self, picture: (f32, f32)) -> egui::Pos2 {
+    pub fn screen_point(&self, picture: PicturePoint) -> egui::Pos2 {
         self.view.to_screen(self.document.image.width(), picture)
     }
 
@@ -276,130 +278,6 @@ impl EditorApp {
         }
     }
 
-    fn toolbar(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal_wrapped(|ui| {
-            if ui.button("Open…").clicked() {
-                self.open_dialog();
-            }
-            if ui.button("Save").clicked() {
-                self.save();
-            }
-            if ui.button("Export…").clicked() {
-                self.export();
-            }
-            ui.separator();
-            ui.selectable_value(&mut self.tool, Tool::Mask, "Mask");
-            ui.selectable_value(&mut self.tool, Tool::Sketch, "Sketch");
-            let posing = matches!(self.tool, Tool::Pose(_));
-            if ui.selectable_label(posing, "Pose").clicked() && !posing {
-                self.pose_tool(PoseMode::Fit);
-            }
-            ui.selectable_value(&mut self.tool, Tool::Sample, "Sample");
-            match self.tool {
-                Tool::Pose(mode) => self.pose_controls(ui, mode),
-                Tool::Sample => self.sample_controls(ui),
-                Tool::Mask | Tool::Sketch => {
-                    ui.add(egui::Slider::new(&mut self.brush, 0.5..=32.0).text("brush"));
-                }
-            }
-            ui.separator();
-            if ui
-                .add_enabled(self.history.can_undo(), egui::Button::new("Undo"))
-                .clicked()
-            {
-                self.undo();
-            }
-            if ui
-                .add_enabled(self.history.can_redo(), egui::Button::new("Redo"))
-                .clicked()
-            {
-                self.redo();
-            }
-            if ui.button("Clear mask").clicked() {
-                self.change(|doc| doc.mask.fill(0));
-            }
-            if ui.button("Clear sketch").clicked() {
-                self.change(|doc| doc.sketch.fill(255));
-            }
-            ui.separator();
-            egui::ComboBox::from_label("method")
-                .selected_text(self.method.name())
-                .show_ui(ui, |ui| {
-                    for method in [
-                        Method::Ilat,
-                        Method::Taming,
-                        Method::TamingStar,
-                        Method::Imagebart,
-                    ] {
-                        ui.selectable_value(&mut self.method, method, method.name());
-                    }
-                });
-            if self.method == Method::Imagebart {
-                ui.add(
-                    egui::DragValue::new(&mut self.cycles)
-                        .range(1..=10)
-                        .prefix("cycles "),
-                );
-            }
-            ui.add(egui::DragValue::new(&mut self.sampling.seed).prefix("seed "));
-            ui.add(egui::DragValue::new(&mut self.sampling.top_k).prefix("top-k "));
-            ui.add(
-                egui::DragValue::new(&mut self.candidates)
-                    .range(1..=6)
-                    .prefix("candidates "),
-            );
-            ui.checkbox(&mut self.live, "Live");
-            if ui.button("Generate").clicked() {
-                self.generate(ui.ctx());
-            }
-            ui.separator();
-            ui.checkbox(&mut self.show_mask, "Mask overlay");
-            ui.toggle_value(&mut self.show_help, "?")
-                .on_hover_text("Shortcuts (F1)");
-            let can_compare = self.before.is_some();
-            if ui
-                .add_enabled(
-                    can_compare,
-                    egui::Checkbox::new(&mut self.show_before, "Before"),
-                )
-                .changed()
-            {
-                self.touched(PICTURE);
-            }
-        });
-    }
-
-    fn status_bar(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            if let Some(job) = &self.job {
-                ui.spinner();
-                if self.candidates > 1 {
-                    let k = (job.candidates.len() + 1).min(self.candidates);
-                    ui.label(format!("candidate {k}/{}", self.candidates));
-                }
-                ui.label(format!("token {}/{}", job.done, job.total));
-            }
-            ui.label(&self.status);
-        });
-    }
-
-    /// Thumbnails of the last job's candidates; a click puts one in the picture.
-    fn candidates_strip(&mut self, ui: &mut egui::Ui) {
-        let title = if self.gallery { "faces" } else { "candidates" };
-        if let Some(k) = self.choices.ui(ui, title) {
-            let image = self.choices.image(k).clone();
-            self.choices.choose(k);
-            if self.gallery {
-                self.change(|doc| *doc = Document::new(image));
-                self.before = None;
-                self.status = format!("face {} is the picture now", k + 1);
-            } else {
-                self.change(|doc| doc.image = image);
-                self.status = format!("candidate {} of {}", k + 1, self.choices.len());
-            }
-        }
-    }
-
     fn canvas(&mut self, ui: &mut egui::Ui) {
         let image = match (&self.job, self.show_before, &self.before) {
             (
@@ -464,46 +342,6 @@ impl EditorApp {
                     }
                 }
             }
-        }
-    }
-
-    fn shortcuts(&mut self, ui: &mut egui::Ui) {
-        let (undo, redo, generate) = ui.input_mut(|i| {
-            // Redo first: its shortcut contains undo's.
-            let redo = i.consume_shortcut(&REDO);
-            (
-                i.consume_shortcut(&UNDO),
-                redo,
-                i.consume_shortcut(&GENERATE),
-            )
-        });
-        let (open, save, export, help) = ui.input_mut(|i| {
-            (
-                i.consume_shortcut(&OPEN),
-                i.consume_shortcut(&SAVE),
-                i.consume_shortcut(&EXPORT),
-                i.consume_shortcut(&HELP),
-            )
-        });
-        if help {
-            self.show_help = !self.show_help;
-        }
-        if open {
-            self.open_dialog();
-        }
-        if save {
-            self.save();
-        }
-        if export {
-            self.export();
-        }
-        if redo {
-            self.redo();
-        } else if undo {
-            self.undo();
-        }
-        if generate {
-            self.generate(ui.ctx());
         }
     }
 

@@ -4,6 +4,7 @@
 use eframe::egui;
 
 use super::{EditorApp, PoseMode, Tool};
+use crate::data::PicturePoint;
 use crate::editor::skeleton;
 
 impl EditorApp {
@@ -51,8 +52,8 @@ impl EditorApp {
     pub(super) fn drag_joint(
         &mut self,
         mode: PoseMode,
-        from: (f32, f32),
-        to: (f32, f32),
+        from: PicturePoint,
+        to: PicturePoint,
         erase: bool,
     ) {
         let reach = skeleton::PICK_RADIUS / self.view.scale(self.document.image.width());

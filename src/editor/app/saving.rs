@@ -13,7 +13,7 @@ use crate::editor::project::{Project, SAVED_STEPS, Settings};
 impl EditorApp {
     /// Replaces the document with a picture or project file; what was there is
     /// autosaved first. Errors leave the editor as it was.
-    pub fn open(&mut self, path: &std::path::Path) -> Result<(), String> {
+    pub fn open(&mut self, path: &std::path::Path) -> Result<(), files::FileError> {
         let opened = files::open(path)?;
         self.flush_autosave();
         let name = path
@@ -82,7 +82,7 @@ impl EditorApp {
         let project = self.snapshot();
         self.status = match self.file.save(&project, path.clone()) {
             Ok(()) => format!("saved {}", path.display()),
-            Err(err) => err,
+            Err(err) => err.to_string(),
         };
     }
 
@@ -91,7 +91,7 @@ impl EditorApp {
         if self.file.is_dirty() {
             let project = self.snapshot();
             if let Err(err) = self.file.autosave(project) {
-                self.status = err;
+                self.status = err.to_string();
             }
         }
     }
@@ -101,7 +101,7 @@ impl EditorApp {
         if self.file.due() {
             let project = self.snapshot();
             if let Err(err) = self.file.autosave(project) {
-                self.status = err;
+                self.status = err.to_string();
             }
         } else if let Some(wait) = self.file.wait() {
             ctx.request_repaint_after(wait);
@@ -120,7 +120,7 @@ impl EditorApp {
         if let Some(path) = dropped
             && let Err(err) = self.open(&path)
         {
-            self.status = err;
+            self.status = err.to_string();
         }
     }
 
@@ -128,7 +128,7 @@ impl EditorApp {
         if let Some(path) = files::open_dialog()
             && let Err(err) = self.open(&path)
         {
-            self.status = err;
+            self.status = err.to_string();
         }
     }
 
@@ -146,7 +146,7 @@ impl EditorApp {
         if let Some(path) = files::export_dialog(self.file.name()) {
             self.status = match files::export(&self.document.image, &path) {
                 Ok(()) => format!("exported {}", path.display()),
-                Err(err) => err,
+                Err(err) => err.to_string(),
             };
         }
     }

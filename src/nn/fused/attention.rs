@@ -2,12 +2,12 @@
 //!
 //! Under autodiff, burn's `attention` is its decomposed fallback, and each of its
 //! element-wise steps (scale, mask fill, max, subtract, exp, sum, divide) is a graph
-//! node with a `[B, H, T, T]` tensor of its own, forward and again backward. At
-//! the iLAT training shape (`[8, 8, 256, 32]`, LA mask) one layer's attention took
-//! 75 ms forward and 100 ms backward on this 2-core machine, for 1.6 GFLOP of matrix
+//! node with a `[B, H, T, T]` tensor of its own, forward and again backward: at the
+//! training shape most of a layer's time went to those nodes, not to the matrix
 //! products. Here the matrix products stay burn-flex's GEMM and everything between
 //! them is one pass over the scores forward and one backward, with a backward of our
-//! own that keeps only the probabilities: 11 ms and 11 ms.
+//! own that keeps only the probabilities (timings: BENCHMARKS.md, "Fused attention
+//! and layer norm").
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::grads::Gradients;

@@ -1,0 +1,251 @@
+//! `tessera train …`: builds each model's training configuration from the options
+//! and hands it to the model's trainer (all of them go through the one training loop
+//! of [`crate::training`]).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use burn::config::Config;
+
+use super::options::{
+    HitTrainOpts, ImagebartTrainOpts, TrainCommon, TrainModel, TrainOpts, VqganTrainOpts,
+};
+use super::values::{SketchInputArg, TrainedMethod};
+use crate::backend::{self, BackendChoice};
+use crate::engine::Method;
+use crate::hit::train::HitTrainingConfig;
+use crate::hit::{Arch, GanGeneratorConfig};
+use crate::ilat::model::{GuideKind, IlatConfig, SketchInput};
+use crate::ilat::train::{IlatTrainingConfig, IlatTrainingPaths, Objective, TrainingData};
+use crate::imagebart::model::ReverseConfig;
+use crate::imagebart::train::{ImagebartTrainingConfig, ImagebartTrainingPaths};
+use crate::paths::{self, Data};
+use crate::training::{Destination, Logged, Schedule};
+use crate::vqgan::train::{VqganTrainingConfig, VqganTrainingData};
+use crate::vqgan::{DiscriminatorConfig, Vqgan, VqganConfig};
+
+/// Runs a training verb.
+pub fn run(opts: TrainOpts, models: PathBuf, backend: BackendChoice) -> anyhow::Result<()> {
+    match opts.model {
+        TrainModel::Vqgan(v) => vqgan(v, models, backend),
+        TrainModel::Ilat(t) => {
+            let job = TokenJob::faces(Objective::LocalAr, "ilat", t.name);
+            tokens(job, t.common, t.sketch_input, models, backend)
+        }
+        TrainModel::Taming(t) => {
+            let job = TokenJob::faces(Objective::Causal, "taming", t.name);
+            tokens(job, t.common, t.sketch_input, models, backend)
+        }
+        TrainModel::Pose(t) => tokens(TokenJob::people(t.method), t.common, None, models, backend),
+        TrainModel::Imagebart(t) => imagebart(t, models, backend),
+        TrainModel::Hit(t) => hit(t, models, backend),
+    }
+}
+
+/// The configuration in `--config`, or `default` when none is given.
+fn config_or<C: Config>(common: &TrainCommon, default: impl FnOnce() -> C) -> anyhow::Result<C> {
+    match &common.config {
+        Some(path) => C::load(path).with_context(|| format!("reading {}", path.display())),
+        None => Ok(default()),
+    }
+}
+
+/// `--steps` and `--batch` over a training schedule.
+fn override_schedule(common: &TrainCommon, schedule: &mut Schedule) {
+    if let Some(steps) = common.steps {
+        schedule.steps = steps;
+    }
+    if let Some(batch) = common.batch {
+        schedule.batch = batch;
+    }
+}
+
+/// The run folder (`--run`, else `runs/NAME`) and output folder (`--out`, else
+/// `default_out`) of a model.
+fn destination(common: TrainCommon, name: &str, default_out: PathBuf) -> Destination {
+    Destination {
+        run: common.run.unwrap_or_else(|| paths::runs_dir().join(name)),
+        out: common.out.unwrap_or(default_out),
+        name: name.to_string(),
+        warm_start: common.warm_start,
+    }
+}
+
+/// The models folder's tokenizer, which the token models are trained on (frozen, so
+/// on the plain device).
+fn tokenizer(models: &std::path::Path, device: &burn::prelude::Device) -> anyhow::Result<Vqgan> {
+    Ok(Vqgan::load(models, "vqgan", device)?.0)
+}
+
+/// Says how a finished run went.
+fn report(evaluation: &Logged, to: &Destination) {
+    let values: Vec<String> = evaluation
+        .iter()
+        .map(|(key, value)| format!("{key} {value:.3}"))
+        .collect();
+    println!(
+        "trained; held-out {}; model written to {}",
+        if values.is_empty() {
+            "evaluation: no step was left".to_string()
+        } else {
+            values.join(", ")
+        },
+        to.out.display()
+    );
+}
+
+fn vqgan(opts: VqganTrainOpts, models: PathBuf, backend: BackendChoice) -> anyhow::Result<()> {
+    let mut config = config_or(&opts.common, || {
+        VqganTrainingConfig::new(VqganConfig::new(), DiscriminatorConfig::new())
+    })?;
+    override_schedule(&opts.common, &mut config.schedule);
+    let data = Data::default();
+    let (train, test, mobilenet) = (data.faces_train(), data.faces_test(), data.mobilenet());
+    let to = destination(opts.common, "vqgan", models);
+    let device = backend::select(backend)?.device.autodiff();
+    let sources = VqganTrainingData {
+        train: &train,
+        test: &test,
+        mobilenet: &mobilenet,
+    };
+    let evaluation = crate::vqgan::train::train(&config, &sources, &to, &device)?;
+    report(&evaluation, &to);
+    Ok(())
+}
+
+/// What a token-model training command trains: objective, data, name.
+struct TokenJob {
+    objective: Objective,
+    verb: &'static str,
+    name: String,
+    data: TrainingData,
+}
+
+impl TokenJob {
+    /// Sketch-guided, on the faces.
+    fn faces(objective: Objective, verb: &'static str, name: Option<String>) -> Self {
+        let data = Data::default();
+        Self {
+            objective,
+            verb,
+            name: name.unwrap_or_else(|| verb.to_string()),
+            data: TrainingData::Faces {
+                train: data.faces_train(),
+                test: data.faces_test(),
+            },
+        }
+    }
+
+    /// Pose-guided, on pairs of frames.
+    fn people(method: TrainedMethod) -> Self {
+        let (objective, method) = match method {
+            TrainedMethod::Ilat => (Objective::LocalAr, Method::Ilat),
+            TrainedMethod::Taming => (Objective::Causal, Method::Taming),
+        };
+        Self {
+            objective,
+            verb: "pose",
+            name: method.model_name(GuideKind::Pose).to_string(),
+            data: TrainingData::People {
+                frames: Data::default().pose_frames(),
+                keypoints: paths::pose_keypoints(),
+            },
+        }
+    }
+}
+
+fn tokens(
+    job: TokenJob,
+    common: TrainCommon,
+    sketch_input: Option<SketchInputArg>,
+    models: PathBuf,
+    backend: BackendChoice,
+) -> anyhow::Result<()> {
+    let TokenJob {
+        objective,
+        verb,
+        name,
+        data,
+    } = job;
+    let mut config = config_or(&common, || {
+        IlatTrainingConfig::new(IlatConfig::new(512, 16).with_guidance(data.guidance()))
+            .with_objective(objective)
+    })?;
+    if config.objective != objective {
+        bail!(
+            "the configuration trains {:?}, but `train {verb}` here trains {objective:?}",
+            config.objective
+        );
+    }
+    override_schedule(&common, &mut config.schedule);
+    if let Some(input) = sketch_input {
+        config.model.sketch = match input {
+            SketchInputArg::Aligned => SketchInput::Aligned,
+            SketchInputArg::Prepended => SketchInput::Prepended,
+        };
+    }
+    let device = backend::select(backend)?.device;
+    let tokenizer = tokenizer(&models, &device)?;
+    let paths = IlatTrainingPaths {
+        data,
+        to: destination(common, &name, models),
+    };
+    let evaluation = crate::ilat::train::train(&config, &paths, &tokenizer, &device.autodiff())?;
+    report(&evaluation, &paths.to);
+    Ok(())
+}
+
+fn imagebart(
+    opts: ImagebartTrainOpts,
+    models: PathBuf,
+    backend: BackendChoice,
+) -> anyhow::Result<()> {
+    let out = opts.common.out.clone().unwrap_or_else(|| models.clone());
+    let chain_path = crate::imagebart::chain_path(&out);
+    let chain = match chain_path.exists() {
+        true => crate::imagebart::read_chain(&chain_path)?,
+        false => crate::imagebart::default_chain(512),
+    };
+    let mut config = config_or(&opts.common, || {
+        let last = opts.step == chain.steps();
+        let model = ReverseConfig::new(512, 16).with_encoder_layers(if last { 0 } else { 3 });
+        ImagebartTrainingConfig::new(model, chain.clone(), opts.step)
+    })?;
+    if config.chain != chain {
+        bail!(
+            "{} holds another chain than the configuration's; train every step with one chain",
+            chain_path.display()
+        );
+    }
+    config.step = opts.step;
+    override_schedule(&opts.common, &mut config.schedule);
+    let name = crate::imagebart::step_name(opts.step);
+    let data = Data::default();
+    let device = backend::select(backend)?.device;
+    let tokenizer = tokenizer(&models, &device)?;
+    let paths = ImagebartTrainingPaths {
+        train: data.faces_train(),
+        test: data.faces_test(),
+        to: destination(opts.common, &name, out),
+    };
+    std::fs::create_dir_all(&paths.to.out)?;
+    crate::imagebart::write_chain(&chain_path, &config.chain)?;
+    let device = device.autodiff();
+    let evaluation = crate::imagebart::train::train(&config, &paths, &tokenizer, &device)?;
+    report(&evaluation, &paths.to);
+    Ok(())
+}
+
+fn hit(opts: HitTrainOpts, models: PathBuf, backend: BackendChoice) -> anyhow::Result<()> {
+    let arch = Arch::from(opts.arch);
+    let mut config = config_or(&opts.common, || {
+        HitTrainingConfig::new(GanGeneratorConfig::new(arch))
+    })?;
+    config.generator.arch = arch;
+    override_schedule(&opts.common, &mut config.schedule);
+    let to = destination(opts.common, arch.name(), models);
+    let device = backend::select(backend)?.device.autodiff();
+    crate::hit::train::train(&config, &Data::default().faces_train(), &to, &device)?;
+    println!("trained; generator written to {}", to.out.display());
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! The engine's models, each read from the models folder the first time a call needs
+//! it and kept: one lazy cache, one rule for every kind of model.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+
+use super::EngineError;
+use crate::hit::{Arch, GanGenerator, GanGeneratorConfig};
+use crate::ilat::model::{GuideKind, Ilat};
+use crate::imagebart::{self, model::Reverse, schedule::Schedule};
+use crate::store::{self, StoreError};
+use crate::vqgan::{Vqgan, VqganConfig};
+
+/// ImageBART's chain and its reverse steps (`steps[t − 1]`: step `t`).
+pub(super) struct Chain {
+    pub schedule: Schedule,
+    pub steps: Vec<Reverse>,
+}
+
+/// A GAN generator and the size of its latent code.
+pub(super) struct Gan {
+    pub generator: GanGenerator,
+    pub latent: usize,
+}
+
+/// Models loaded from one folder onto one device.
+pub(super) struct ModelCache {
+    dir: PathBuf,
+    device: Device,
+    tokenizer: Vec<((), (Vqgan, VqganConfig))>,
+    token_models: Vec<(&'static str, (Ilat, GuideKind))>,
+    chain: Vec<((), Chain)>,
+    gans: Vec<(Arch, Gan)>,
+}
+
+/// The entry under `key`, loaded by `load` the first time it is asked for.
+fn cached<K: PartialEq, V>(
+    entries: &mut Vec<(K, V)>,
+    key: K,
+    load: impl FnOnce() -> Result<V, EngineError>,
+) -> Result<&V, EngineError> {
+    let at = match entries.iter().position(|(k, _)| *k == key) {
+        Some(at) => at,
+        None => {
+            entries.push((key, load()?));
+            entries.len() - 1
+        }
+    };
+    Ok(&entries[at].1)
+}
+
+impl ModelCache {
+    /// Nothing loaded yet.
+    pub fn new(dir: &Path, device: Device) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            device,
+            tokenizer: Vec::new(),
+            token_models: Vec::new(),
+            chain: Vec::new(),
+            gans: Vec::new(),
+        }
+    }
+
+    /// The folder models are read from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The tokenizer and its configuration.
+    pub fn tokenizer(&mut self) -> Result<&(Vqgan, VqganConfig), EngineError> {
+        let (dir, device) = (&self.dir, &self.device);
+        cached(&mut self.tokenizer, (), || {
+            let loaded = Vqgan::load(dir, "vqgan", device)?;
+            tracing::info!("loaded the tokenizer from {}", dir.display());
+            Ok(loaded)
+        })
+    }
+
+    /// A token model by its file name, checked against the tokenizer, with the kind of
+    /// guidance it was trained with.
+    pub fn token_model(&mut self, name: &'static str) -> Result<(&Ilat, GuideKind), EngineError> {
+        let tokenizer = self.tokenizer()?.1.clone();
+        let (dir, device) = (&self.dir, &self.device);
+        let (model, kind) = cached(&mut self.token_models, name, || {
+            let (model, config) = Ilat::load(dir, name, device)?;
+            if config.vocab != tokenizer.codebook_size
+                || config.grid != tokenizer.grid()
+                || config.patch != tokenizer.factor()
+            {
+                return Err(EngineError::Model(StoreError::Mismatch {
+                    weights: dir.join(format!("{name}.bpk")),
+                    config: dir.join("vqgan.json"),
+                    reason: "the token model was trained on another tokenizer".into(),
+                }));
+            }
+            Ok((model, config.guidance))
+        })?;
+        Ok((model, *kind))
+    }
+
+    /// ImageBART's chain; every step must fit the tokenizer.
+    pub fn chain(&mut self) -> Result<&Chain, EngineError> {
+        let tokenizer = self.tokenizer()?.1.clone();
+        let (dir, device) = (&self.dir, &self.device);
+        cached(&mut self.chain, (), || {
+            let path = imagebart::chain_path(dir);
+            let schedule = imagebart::read_chain(&path)?;
+            let codes = tokenizer.codebook_size;
+            let mut steps = Vec::new();
+            for t in 1..=schedule.steps() {
+                let name = imagebart::step_name(t);
+                let (model, config) = Reverse::load(dir, &name, device)?;
+                if config.vocab != codes
+                    || config.grid != tokenizer.grid()
+                    || schedule.codes != codes
+                {
+                    return Err(EngineError::Model(StoreError::Mismatch {
+                        weights: dir.join(format!("{name}.bpk")),
+                        config: path.clone(),
+                        reason: "the chain was trained on another tokenizer".into(),
+                    }));
+                }
+                steps.push(model);
+            }
+            Ok(Chain { schedule, steps })
+        })
+    }
+
+    /// A GAN generator (`hit` or `conv`).
+    pub fn gan(&mut self, arch: Arch) -> Result<&Gan, EngineError> {
+        let (dir, device) = (&self.dir, &self.device);
+        cached(&mut self.gans, arch, || {
+            let (generator, config) = store::load_model(
+                dir,
+                arch.name(),
+                device,
+                |config: &GanGeneratorConfig, device| config.init(device),
+            )?;
+            Ok(Gan {
+                generator,
+                latent: config.latent(),
+            })
+        })
+    }
+}

@@ -1,0 +1,77 @@
+//! Held-out evaluations behind `tessera eval …`: the tokenizer's reconstructions
+//! (here), the editing tasks every method is compared on ([`quality`]), and the GANs'
+//! samples against real faces ([`gans`]). Each measures through the engine, as a
+//! user's edit runs.
+
+mod gans;
+mod quality;
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::data::faces::load_folder;
+use crate::engine::{Engine, EngineError};
+use crate::metrics;
+pub use gans::{HitReport, HitRow, hit};
+pub use quality::{QualityReport, QualityRow, completion, edit, pose};
+
+/// Why an evaluation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    /// The feature network for FID and KID could not be loaded.
+    #[error("{0}")]
+    Features(String),
+}
+
+/// Reconstruction quality and codebook use of the tokenizer on a folder of images.
+#[derive(Debug, Clone, Serialize)]
+pub struct VqganReport {
+    /// Mean PSNR in dB.
+    pub psnr: f64,
+    /// Mean SSIM.
+    pub ssim: f64,
+    /// Mean absolute error on [0, 1].
+    pub l1: f64,
+    /// Codes used at least once.
+    pub live_codes: usize,
+    /// Codebook size.
+    pub codebook_size: usize,
+    /// exp(entropy) of code usage.
+    pub perplexity: f64,
+    /// Images evaluated.
+    pub images: usize,
+}
+
+/// Reconstructs every image of `dir` (centre square, resized to the model's side).
+pub fn vqgan(engine: &mut Engine, dir: &Path) -> Result<VqganReport, EvalError> {
+    let size = engine.image_size()?;
+    let images = load_folder(dir, size)?;
+    let (mut psnr, mut ssim, mut l1) = (0.0, 0.0, 0.0);
+    let mut indices = Vec::new();
+    for chunk in images.chunks(32) {
+        let (recon, grids) = engine.reconstruct(chunk)?;
+        for (a, b) in chunk.iter().zip(&recon) {
+            psnr += metrics::psnr(a, b);
+            ssim += metrics::ssim(a, b);
+            l1 += metrics::l1(a, b);
+        }
+        indices.extend(grids.into_iter().flat_map(|g| g.indices));
+    }
+    let n = images.len() as f64;
+    let codebook_size = engine.codebook_size()?;
+    let usage = metrics::codebook_usage(&indices, codebook_size);
+    Ok(VqganReport {
+        psnr: psnr / n,
+        ssim: ssim / n,
+        l1: l1 / n,
+        live_codes: usage.live_codes,
+        codebook_size,
+        perplexity: usage.perplexity,
+        images: images.len(),
+    })
+}
