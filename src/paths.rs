@@ -80,6 +80,17 @@ impl Data {
         self.root.join(Self::FACES_TEST)
     }
 
+    /// The training and held-out faces at `side` pixels, where the data script makes
+    /// them (64 and 128).
+    pub fn faces_at(&self, side: usize) -> Option<(PathBuf, PathBuf)> {
+        let (train, test) = match side {
+            64 => (Self::FACES_TRAIN, Self::FACES_TEST),
+            128 => (Self::FACES128_TRAIN, Self::FACES128_TEST),
+            _ => return None,
+        };
+        Some((self.root.join(train), self.root.join(test)))
+    }
+
     /// The Olivetti faces.
     pub fn olivetti(&self) -> PathBuf {
         self.root.join(Self::OLIVETTI)
@@ -103,5 +114,7 @@ impl Data {
     /// The folders of pictures, relative to the root, that `tessera data check` counts.
     pub const FACES_TRAIN: &str = "faces/train";
     pub const FACES_TEST: &str = "faces/test";
+    pub const FACES128_TRAIN: &str = "faces128/train";
+    pub const FACES128_TEST: &str = "faces128/test";
     pub const OLIVETTI: &str = "olivetti";
 }

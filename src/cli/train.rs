@@ -100,7 +100,11 @@ fn vqgan(opts: VqganTrainOpts, models: PathBuf, backend: BackendChoice) -> anyho
     })?;
     override_schedule(&opts.common, &mut config.schedule);
     let data = Data::default();
-    let (train, test, mobilenet) = (data.faces_train(), data.faces_test(), data.mobilenet());
+    let side = config.model.image_size;
+    let Some((train, test)) = data.faces_at(side) else {
+        bail!("no faces at {side}x{side} in the data (64 or 128): change the model's image_size");
+    };
+    let mobilenet = data.mobilenet();
     let to = destination(opts.common, "vqgan", models);
     let device = backend::select(backend)?.device.autodiff();
     let sources = VqganTrainingData {

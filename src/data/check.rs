@@ -21,11 +21,13 @@ pub struct Piece {
     pub ok: bool,
 }
 
-/// Image folders and their sizes: CelebA's first 999 aligned faces split 900/99, and
-/// the 400 Olivetti faces.
-const FOLDERS: [(&str, usize); 3] = [
+/// Image folders and their sizes: CelebA's first 999 aligned faces split 900/99 (at
+/// 64 and at 128 pixels), and the 400 Olivetti faces.
+const FOLDERS: [(&str, usize); 5] = [
     (Data::FACES_TRAIN, 900),
     (Data::FACES_TEST, 99),
+    (Data::FACES128_TRAIN, 900),
+    (Data::FACES128_TEST, 99),
     (Data::OLIVETTI, 400),
 ];
 
