@@ -54,6 +54,11 @@ pub struct VqganTrainingConfig {
     /// Steps between dead-code re-seedings.
     #[config(default = 250)]
     pub reseed_every: usize,
+    /// Side of the random square each training picture is cut to (0: the whole
+    /// picture). The network is fully convolutional, so crops train the same weights at
+    /// a fraction of a whole picture's cost; the held-out evaluation uses whole pictures.
+    #[config(default = 0)]
+    pub train_crop: usize,
 }
 
 /// Where a run reads.
@@ -212,13 +217,21 @@ fn sample_batch(
     rng: &mut StdRng,
     device: &Device,
 ) -> Batch {
+    let crop = config.train_crop as u32;
     let images: Vec<RgbImage> = (0..config.schedule.batch)
-        .map(|_| augment(&set[rng.random_range(0..set.len())], 2, rng))
+        .map(|_| {
+            let picture = augment(&set[rng.random_range(0..set.len())], 2, rng);
+            match crop {
+                0 => picture,
+                side => random_crop(&picture, side, config.model.factor() as u32, rng),
+            }
+        })
         .collect();
+    let side = images.first().map_or(0, |p| p.width());
     let masked = step >= config.stage2_start && rng.random_bool(0.5);
     let mask = masked.then(|| {
         let masks: Vec<_> = (0..config.schedule.batch)
-            .map(|_| random_mask(config.model.image_size as u32, 0.05, 0.6, rng))
+            .map(|_| random_mask(side, 0.05, 0.6, rng))
             .collect();
         masks_to_tensor(&masks, device)
     });
@@ -226,6 +239,20 @@ fn sample_batch(
         images: images_to_tensor(&images, device),
         mask,
     }
+}
+
+/// A `side`-pixel square of `picture` at a random place on the `align` grid (the token
+/// grid's, so a crop's tokens see their patches as a whole picture's do); the whole
+/// picture when it is not larger.
+fn random_crop(picture: &RgbImage, side: u32, align: u32, rng: &mut StdRng) -> RgbImage {
+    let (w, h) = picture.dimensions();
+    if side >= w.min(h) {
+        return picture.clone();
+    }
+    let align = align.max(1);
+    let x = rng.random_range(0..=(w - side) / align) * align;
+    let y = rng.random_range(0..=(h - side) / align) * align;
+    image::imageops::crop_imm(picture, x, y, side, side).to_image()
 }
 
 /// What a step reports.
@@ -432,5 +459,19 @@ mod tests {
         let other = VqganTrainingConfig::new(model.with_code_dim(4), DiscriminatorConfig::new());
         assert!(trainer(&other).warm_start(&dir, "vqgan").is_err());
         std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn crops_are_squares_on_the_token_grid() {
+        let picture = RgbImage::from_fn(128, 128, |x, y| image::Rgb([x as u8, y as u8, 0]));
+        let mut rng = <StdRng as rand::SeedableRng>::seed_from_u64(3);
+        for _ in 0..20 {
+            let crop = random_crop(&picture, 64, 8, &mut rng);
+            assert_eq!(crop.dimensions(), (64, 64));
+            let corner = crop.get_pixel(0, 0).0;
+            assert_eq!((corner[0] % 8, corner[1] % 8), (0, 0), "{corner:?}");
+            assert!(corner[0] <= 64 && corner[1] <= 64);
+        }
+        assert_eq!(random_crop(&picture, 256, 8, &mut rng), picture);
     }
 }
