@@ -5,7 +5,7 @@
 //! evaluations and checkpoints, the progress bar, and the exported model at the end.
 
 mod run;
-mod tokens;
+mod token_trainer;
 mod trainee;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 pub use run::{Progress, Run, RunError, copy_progress, io_error, read_progress, save_config};
-pub use tokens::TokenTrainer;
+pub use token_trainer::TokenTrainer;
 pub use trainee::Trainee;
 
 /// Why a training run stopped early.

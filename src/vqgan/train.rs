@@ -163,25 +163,26 @@ impl Trainer for VqganTrainer<'_> {
         Ok(())
     }
 
-    fn resume(self, dir: &Path) -> Result<Self, TrainError> {
-        let fresh = fresh_state(self.config, &self.device);
+    fn resume(mut self, dir: &Path) -> Result<Self, TrainError> {
         let part = |name: &str| dir.join(format!("{name}.bpk"));
-        let state = State {
-            model: store::load_weights(fresh.model, &part("model"))?,
-            disc: store::load_weights(fresh.disc, &part("disc"))?,
-            optim_g: fresh
-                .optim_g
-                .load_record(store::load_optimizer(&part("optim_g"))?),
-            optim_d: fresh
-                .optim_d
-                .load_record(store::load_optimizer(&part("optim_d"))?),
+        let State {
+            model,
+            disc,
+            optim_g,
+            optim_d,
+        } = self.state;
+        self.state = State {
+            model: store::load_weights(model, &part("model"))?,
+            disc: store::load_weights(disc, &part("disc"))?,
+            optim_g: optim_g.load_record(store::load_optimizer(&part("optim_g"))?),
+            optim_d: optim_d.load_record(store::load_optimizer(&part("optim_d"))?),
         };
-        Ok(Self { state, ..self })
+        Ok(self)
     }
 
     /// The exported tokenizer's weights (it must be of the configured architecture);
     /// the discriminator and the optimisers' moments start anew.
-    fn warm_start(self, dir: &Path, name: &str) -> Result<Self, TrainError> {
+    fn warm_start(mut self, dir: &Path, name: &str) -> Result<Self, TrainError> {
         let (model, model_config) = Vqgan::load(dir, name, &self.device)?;
         if model_config.to_string() != self.config.model.to_string() {
             return Err(store::StoreError::Mismatch {
@@ -191,11 +192,8 @@ impl Trainer for VqganTrainer<'_> {
             }
             .into());
         }
-        let state = State {
-            model,
-            ..fresh_state(self.config, &self.device)
-        };
-        Ok(Self { state, ..self })
+        self.state.model = model;
+        Ok(self)
     }
 
     fn export(&self, dir: &Path, name: &str) -> Result<(), TrainError> {
