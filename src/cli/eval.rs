@@ -1,31 +1,44 @@
 //! `tessera eval …` and `tessera bench …`: each prints a table, or one JSON object
 //! with `--json`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::options::{BenchOpts, BenchWhat, EvalOpts, EvalTask};
 use crate::backend::{self, BackendChoice};
+use crate::engine::Engine;
 use crate::ilat::model::IlatConfig;
 use crate::paths::Data;
 use crate::{bench as measure, evaluate, report};
+
+/// `--images`, else the held-out faces at the side the tokenizer works at.
+fn faces(images: Option<PathBuf>, data: &Data, engine: &mut Engine) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = images {
+        return Ok(dir);
+    }
+    let side = engine.image_size()? as usize;
+    match data.faces_at(side) {
+        Some((_, test)) => Ok(test),
+        None => anyhow::bail!("no held-out faces at {side}x{side} in the data: pass --images DIR"),
+    }
+}
 
 /// Runs an evaluation.
 pub fn run(opts: EvalOpts, models: &Path, backend: BackendChoice) -> anyhow::Result<()> {
     let data = Data::default();
     let mut engine = super::engine(models, backend)?;
-    let faces = |images: Option<std::path::PathBuf>| images.unwrap_or_else(|| data.faces_test());
     match opts.task {
         EvalTask::Vqgan { images, json } => {
-            let images = faces(images);
+            let images = faces(images, &data, &mut engine)?;
             let title = format!("TS-VQGAN reconstruction on {}", images.display());
-            report::emit(&title, &evaluate::vqgan(&mut engine, &images)?, json)
+            let report = evaluate::vqgan(&mut engine, &images, &data.inception())?;
+            report::emit(&title, &report, json)
         }
         EvalTask::Edit {
             images,
             limit,
             json,
         } => {
-            let images = faces(images);
+            let images = faces(images, &data, &mut engine)?;
             let title = format!("Editing the masked region, faces of {}", images.display());
             report::emit(&title, &evaluate::edit(&mut engine, &images, limit)?, json)
         }
@@ -35,7 +48,8 @@ pub fn run(opts: EvalOpts, models: &Path, backend: BackendChoice) -> anyhow::Res
             cycles,
             json,
         } => {
-            let report = evaluate::completion(&mut engine, &faces(images), limit, cycles)?;
+            let images = faces(images, &data, &mut engine)?;
+            let report = evaluate::completion(&mut engine, &images, limit, cycles)?;
             report::emit("Upper-half completion of held-out faces", &report, json)
         }
         EvalTask::Hit { samples, json } => {

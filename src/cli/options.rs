@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use super::values::{ArchArg, BackendArg, MethodArg, SampleModel, SketchInputArg, TrainedMethod};
+use super::values::{
+    ArchArg, BackendArg, MethodArg, SampleModel, SideArg, SketchInputArg, TrainedMethod,
+};
 use crate::engine::{SampleSource, Sampling};
 
 /// Tessera: regenerate only the masked part of a picture, with small generative models.
@@ -201,6 +203,13 @@ pub struct HitTrainOpts {
     /// Which generator.
     #[arg(long, value_enum, default_value_t = ArchArg::Hit)]
     pub arch: ArchArg,
+    /// Side of the pictures, 64 or 128 (sizes the default configuration).
+    #[arg(long, value_enum, default_value_t = SideArg::Px128)]
+    pub size: SideArg,
+    /// When the run folder has no checkpoint, start from the same generator trained
+    /// at half the side in DIR (with its discriminator), grown by one level.
+    #[arg(long, value_name = "DIR", conflicts_with = "warm_start")]
+    pub grow_from: Option<PathBuf>,
 }
 
 /// Options of `tessera train imagebart`.

@@ -13,6 +13,7 @@ use super::options::{
 use super::values::{SketchInputArg, TrainedMethod};
 use crate::backend::{self, BackendChoice};
 use crate::engine::Method;
+use crate::hit::discriminator::DiscriminatorConfig as HitDiscriminatorConfig;
 use crate::hit::train::HitTrainingConfig;
 use crate::hit::{Arch, GanGeneratorConfig};
 use crate::ilat::model::{GuideKind, IlatConfig, SketchInput};
@@ -72,9 +73,13 @@ fn destination(common: TrainCommon, name: &str, default_out: PathBuf) -> Destina
 }
 
 /// The models folder's tokenizer, which the token models are trained on (frozen, so
-/// on the plain device).
-fn tokenizer(models: &std::path::Path, device: &burn::prelude::Device) -> anyhow::Result<Vqgan> {
-    Ok(Vqgan::load(models, "vqgan", device)?.0)
+/// on the plain device), and the side of the pictures it works at.
+fn tokenizer(
+    models: &std::path::Path,
+    device: &burn::prelude::Device,
+) -> anyhow::Result<(Vqgan, usize)> {
+    let (model, config) = Vqgan::load(models, "vqgan", device)?;
+    Ok((model, config.image_size))
 }
 
 /// Says how a finished run went.
@@ -101,9 +106,7 @@ fn vqgan(opts: VqganTrainOpts, models: PathBuf, backend: BackendChoice) -> anyho
     override_schedule(&opts.common, &mut config.schedule);
     let data = Data::default();
     let side = config.model.image_size;
-    let Some((train, test)) = data.faces_at(side) else {
-        bail!("no faces at {side}x{side} in the data (64 or 128): change the model's image_size");
-    };
+    let (train, test) = faces_at(side)?;
     let mobilenet = data.mobilenet();
     let to = destination(opts.common, "vqgan", models);
     let device = backend::select(backend)?.device.autodiff();
@@ -122,21 +125,55 @@ struct TokenJob {
     objective: Objective,
     verb: &'static str,
     name: String,
-    data: TrainingData,
+    data: TokenData,
+}
+
+/// Which data a token model trains on; the faces' folders follow the tokenizer's side.
+enum TokenData {
+    Faces,
+    People,
+}
+
+impl TokenData {
+    /// The guidance the model is built for.
+    fn guidance(&self) -> GuideKind {
+        match self {
+            TokenData::Faces => GuideKind::Sketch,
+            TokenData::People => GuideKind::Pose,
+        }
+    }
+
+    /// The folders, for a tokenizer working at `side`.
+    fn folders(&self, side: usize) -> anyhow::Result<TrainingData> {
+        Ok(match self {
+            TokenData::Faces => {
+                let (train, test) = faces_at(side)?;
+                TrainingData::Faces { train, test }
+            }
+            TokenData::People => TrainingData::People {
+                frames: Data::default().pose_frames(),
+                keypoints: paths::pose_keypoints(),
+            },
+        })
+    }
+}
+
+/// The training and held-out faces at `side`.
+fn faces_at(side: usize) -> anyhow::Result<(PathBuf, PathBuf)> {
+    match Data::default().faces_at(side) {
+        Some(folders) => Ok(folders),
+        None => bail!("no faces at {side}x{side} in the data (64 or 128)"),
+    }
 }
 
 impl TokenJob {
     /// Sketch-guided, on the faces.
     fn faces(objective: Objective, verb: &'static str, name: Option<String>) -> Self {
-        let data = Data::default();
         Self {
             objective,
             verb,
             name: name.unwrap_or_else(|| verb.to_string()),
-            data: TrainingData::Faces {
-                train: data.faces_train(),
-                test: data.faces_test(),
-            },
+            data: TokenData::Faces,
         }
     }
 
@@ -150,10 +187,7 @@ impl TokenJob {
             objective,
             verb: "pose",
             name: method.model_name(GuideKind::Pose).to_string(),
-            data: TrainingData::People {
-                frames: Data::default().pose_frames(),
-                keypoints: paths::pose_keypoints(),
-            },
+            data: TokenData::People,
         }
     }
 }
@@ -189,9 +223,9 @@ fn tokens(
         };
     }
     let device = backend::select(backend)?.device;
-    let tokenizer = tokenizer(&models, &device)?;
+    let (tokenizer, side) = tokenizer(&models, &device)?;
     let paths = IlatTrainingPaths {
-        data,
+        data: data.folders(side)?,
         to: destination(common, &name, models),
     };
     let evaluation = crate::ilat::train::train(&config, &paths, &tokenizer, &device.autodiff())?;
@@ -224,12 +258,12 @@ fn imagebart(
     config.step = opts.step;
     override_schedule(&opts.common, &mut config.schedule);
     let name = crate::imagebart::step_name(opts.step);
-    let data = Data::default();
     let device = backend::select(backend)?.device;
-    let tokenizer = tokenizer(&models, &device)?;
+    let (tokenizer, side) = tokenizer(&models, &device)?;
+    let (train, test) = faces_at(side)?;
     let paths = ImagebartTrainingPaths {
-        train: data.faces_train(),
-        test: data.faces_test(),
+        train,
+        test,
         to: destination(opts.common, &name, out),
     };
     std::fs::create_dir_all(&paths.to.out)?;
@@ -242,14 +276,18 @@ fn imagebart(
 
 fn hit(opts: HitTrainOpts, models: PathBuf, backend: BackendChoice) -> anyhow::Result<()> {
     let arch = Arch::from(opts.arch);
+    let side = opts.size.pixels();
     let mut config = config_or(&opts.common, || {
-        HitTrainingConfig::new(GanGeneratorConfig::new(arch))
+        HitTrainingConfig::new(GanGeneratorConfig::at(arch, side))
+            .with_discriminator(HitDiscriminatorConfig::at(side))
     })?;
     config.generator.arch = arch;
     override_schedule(&opts.common, &mut config.schedule);
+    let (faces, _) = faces_at(config.generator.side())?;
     let to = destination(opts.common, arch.name(), models);
     let device = backend::select(backend)?.device.autodiff();
-    crate::hit::train::train(&config, &Data::default().faces_train(), &to, &device)?;
+    let grow_from = opts.grow_from.as_deref();
+    crate::hit::train::train(&config, &faces, grow_from, &to, &device)?;
     println!("trained; generator written to {}", to.out.display());
     Ok(())
 }

@@ -33,6 +33,26 @@ impl From<BackendArg> for BackendChoice {
     }
 }
 
+/// `--size`: the side of the pictures a model is trained at (the data holds faces at
+/// these two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SideArg {
+    #[value(name = "64")]
+    Px64,
+    #[value(name = "128")]
+    Px128,
+}
+
+impl SideArg {
+    /// The side in pixels.
+    pub fn pixels(self) -> usize {
+        match self {
+            SideArg::Px64 => 64,
+            SideArg::Px128 => 128,
+        }
+    }
+}
+
 /// `--method`: see [`Method`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MethodArg {

@@ -290,6 +290,11 @@ impl Engine {
         Ok(self.models.tokenizer()?.1.image_size as u32)
     }
 
+    /// Side of the pictures a GAN generator draws.
+    pub fn gan_side(&mut self, arch: Arch) -> Result<usize, EngineError> {
+        Ok(self.models.gan(arch)?.side)
+    }
+
     /// Codebook size of the tokenizer.
     pub fn codebook_size(&mut self) -> Result<usize, EngineError> {
         Ok(self.models.tokenizer()?.1.codebook_size)

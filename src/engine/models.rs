@@ -18,10 +18,11 @@ pub(super) struct Chain {
     pub steps: Vec<Reverse>,
 }
 
-/// A GAN generator and the size of its latent code.
+/// A GAN generator, the size of its latent code and the side of its pictures.
 pub(super) struct Gan {
     pub generator: GanGenerator,
     pub latent: usize,
+    pub side: usize,
 }
 
 /// Models loaded from one folder onto one device.
@@ -141,6 +142,7 @@ impl ModelCache {
             Ok(Gan {
                 generator,
                 latent: config.latent(),
+                side: config.side(),
             })
         })
     }

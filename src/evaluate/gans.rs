@@ -5,7 +5,7 @@ use std::time::Instant;
 use image::RgbImage;
 use serde::Serialize;
 
-use super::EvalError;
+use super::{EvalError, Features};
 use crate::data::faces::load_folder;
 use crate::engine::{Engine, SampleSource};
 use crate::paths::Data;
@@ -43,19 +43,22 @@ pub struct HitReport {
 /// and measures FID and KID of their InceptionV3 features against the held-out and the
 /// training faces of `data`.
 pub fn hit(engine: &mut Engine, data: &Data, n: usize) -> Result<HitReport, EvalError> {
-    let device = engine.backend().device.clone();
-    let inception = crate::nn::inception::InceptionV3::load(&data.inception(), &device)
-        .map_err(|e| EvalError::Features(e.to_string()))?;
-    let features = |pictures: &[RgbImage]| -> Result<Vec<Vec<f64>>, EvalError> {
-        Ok(inception
-            .features(pictures, 16, &device)
-            .map_err(crate::engine::EngineError::from)?
-            .iter()
-            .map(|f| f.iter().map(|&v| v as f64).collect())
-            .collect())
+    let inception = Features::load(&data.inception(), &engine.backend().device)?;
+    let features = |pictures: &[RgbImage]| inception.of(pictures);
+    let side = engine.gan_side(crate::engine::Arch::Hit)?;
+    let other = engine.gan_side(crate::engine::Arch::Conv)?;
+    if other != side {
+        return Err(EvalError::Features(format!(
+            "hit draws {side}x{side} pictures and conv {other}x{other}: compare generators of one size"
+        )));
+    }
+    let Some((train_dir, test_dir)) = data.faces_at(side) else {
+        return Err(EvalError::Features(format!(
+            "no faces at {side}x{side} in the data to compare the samples with"
+        )));
     };
-    let held_out = features(&load_folder(&data.faces_test(), 64)?)?;
-    let train = features(&load_folder(&data.faces_train(), 64)?)?;
+    let held_out = features(&load_folder(&test_dir, side as u32)?)?;
+    let train = features(&load_folder(&train_dir, side as u32)?)?;
     let mut rows = Vec::new();
     for arch in [crate::engine::Arch::Hit, crate::engine::Arch::Conv] {
         let start = Instant::now();

@@ -8,6 +8,7 @@ mod quality;
 
 use std::path::Path;
 
+use image::RgbImage;
 use serde::Serialize;
 
 use crate::data::faces::load_folder;
@@ -28,9 +29,40 @@ pub enum EvalError {
     Features(String),
 }
 
+/// InceptionV3 pool features for FID and KID, loaded once per evaluation.
+pub struct Features {
+    net: crate::nn::inception::InceptionV3,
+    device: burn::prelude::Device,
+}
+
+impl Features {
+    /// Loads the network from its safetensors file.
+    pub fn load(path: &Path, device: &burn::prelude::Device) -> Result<Self, EvalError> {
+        let net = crate::nn::inception::InceptionV3::load(path, device)
+            .map_err(|e| EvalError::Features(e.to_string()))?;
+        Ok(Self {
+            net,
+            device: device.clone(),
+        })
+    }
+
+    /// The features of each picture.
+    pub fn of(&self, pictures: &[RgbImage]) -> Result<Vec<Vec<f64>>, EvalError> {
+        Ok(self
+            .net
+            .features(pictures, 16, &self.device)
+            .map_err(crate::engine::EngineError::from)?
+            .iter()
+            .map(|f| f.iter().map(|&v| v as f64).collect())
+            .collect())
+    }
+}
+
 /// Reconstruction quality and codebook use of the tokenizer on a folder of images.
 #[derive(Debug, Clone, Serialize)]
 pub struct VqganReport {
+    /// Side of the pictures the tokenizer works on.
+    pub image_size: usize,
     /// Mean PSNR in dB.
     pub psnr: f64,
     /// Mean SSIM.
@@ -45,14 +77,22 @@ pub struct VqganReport {
     pub perplexity: f64,
     /// Images evaluated.
     pub images: usize,
+    /// FID and KID of the reconstructions' InceptionV3 features against the
+    /// originals' (Taming's rFID): how far the tokenizer moves pictures off the
+    /// distribution, which PSNR does not see.
+    pub rfid: f64,
+    pub rkid: f64,
 }
 
-/// Reconstructs every image of `dir` (centre square, resized to the model's side).
-pub fn vqgan(engine: &mut Engine, dir: &Path) -> Result<VqganReport, EvalError> {
+/// Reconstructs every image of `dir` (centre square, resized to the model's side) and
+/// compares the reconstructions with the originals, also through the features of the
+/// InceptionV3 at `inception`.
+pub fn vqgan(engine: &mut Engine, dir: &Path, inception: &Path) -> Result<VqganReport, EvalError> {
     let size = engine.image_size()?;
     let images = load_folder(dir, size)?;
     let (mut psnr, mut ssim, mut l1) = (0.0, 0.0, 0.0);
     let mut indices = Vec::new();
+    let mut reconstructions = Vec::with_capacity(images.len());
     for chunk in images.chunks(32) {
         let (recon, grids) = engine.reconstruct(chunk)?;
         for (a, b) in chunk.iter().zip(&recon) {
@@ -61,11 +101,17 @@ pub fn vqgan(engine: &mut Engine, dir: &Path) -> Result<VqganReport, EvalError> 
             l1 += metrics::l1(a, b);
         }
         indices.extend(grids.into_iter().flat_map(|g| g.indices));
+        reconstructions.extend(recon);
     }
+    let features = Features::load(inception, &engine.backend().device)?;
+    let (real, rebuilt) = (features.of(&images)?, features.of(&reconstructions)?);
     let n = images.len() as f64;
     let codebook_size = engine.codebook_size()?;
     let usage = metrics::codebook_usage(&indices, codebook_size);
     Ok(VqganReport {
+        image_size: size as usize,
+        rfid: crate::distribution::fid(&rebuilt, &real),
+        rkid: crate::distribution::kid(&rebuilt, &real),
         psnr: psnr / n,
         ssim: ssim / n,
         l1: l1 / n,

@@ -52,6 +52,16 @@ fn conv3(a: usize, b: usize, device: &Device) -> Conv2d {
 }
 
 impl ConvGeneratorConfig {
+    /// The baseline at `side` (4·2^k): one upsampling block per doubling.
+    pub fn at(side: usize) -> Self {
+        Self::new().with_ups((side / 4).max(1).ilog2() as usize)
+    }
+
+    /// Side of the pictures it makes.
+    pub fn side(&self) -> usize {
+        4 << self.ups
+    }
+
     /// Builds the generator with fresh weights.
     pub fn init(&self, device: &Device) -> ConvGenerator {
         let mut width = self.width;
@@ -76,6 +86,31 @@ impl ConvGeneratorConfig {
 }
 
 impl ConvGenerator {
+    /// This generator with one more upsampling block and a new RGB layer, both taken
+    /// from `larger` (a fresh generator of this configuration with one more
+    /// upsampling); `None` when `larger`'s other blocks differ from this one's.
+    pub fn grow(self, larger: ConvGenerator) -> Option<ConvGenerator> {
+        let n = self.blocks.len();
+        let fits = larger.blocks.len() == n + 1
+            && self.width == larger.width
+            && self.to_map.weight.dims() == larger.to_map.weight.dims()
+            && self
+                .blocks
+                .iter()
+                .zip(&larger.blocks)
+                .all(|(a, b)| a.conv2.weight.dims() == b.conv2.weight.dims());
+        if !fits {
+            return None;
+        }
+        let mut blocks = self.blocks;
+        blocks.extend(larger.blocks.into_iter().skip(n));
+        Some(ConvGenerator {
+            blocks,
+            rgb: larger.rgb,
+            ..self
+        })
+    }
+
     /// Pictures in [-1, 1], channels last (as HiT's).
     ///
     /// # Shapes
@@ -113,5 +148,29 @@ mod tests {
         assert!((0.9..1.1).contains(&ratio), "conv {params} vs HiT {hit}");
         let z = Tensor::<2>::random([2, 128], Distribution::Normal(0.0, 1.0), &device);
         assert_eq!(conv.forward(z).dims(), [2, 64, 64, 3]);
+    }
+
+    /// At 128 px the baseline stays within a fifth of HiT's parameters, and grows from
+    /// the 64 px one.
+    #[test]
+    fn the_128_px_baseline_matches_hits_budget_and_grows_from_64() {
+        let device = Device::flex();
+        device.seed(10);
+        let hit = HitGeneratorConfig::small_at(128).init(&device).num_params();
+        let config = ConvGeneratorConfig::at(128);
+        assert_eq!(config.side(), 128);
+        let conv = config.init(&device);
+        let ratio = conv.num_params() as f64 / hit as f64;
+        assert!(
+            (0.8..1.2).contains(&ratio),
+            "conv {} vs HiT {hit}",
+            conv.num_params()
+        );
+        let grown = ConvGeneratorConfig::at(64)
+            .init(&device)
+            .grow(conv)
+            .expect("one block more");
+        let z = Tensor::<2>::random([1, 128], Distribution::Normal(0.0, 1.0), &device);
+        assert_eq!(grown.forward(z).dims(), [1, 128, 128, 3]);
     }
 }

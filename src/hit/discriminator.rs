@@ -87,6 +87,15 @@ pub struct Discriminator {
 }
 
 impl DiscriminatorConfig {
+    /// The discriminator for `side`-pixel pictures (4·2^k): one block per halving
+    /// down to 4x4, and the full-resolution level half as wide for every doubling
+    /// beyond 64, so that the blocks from 64x64 down are the 64 px discriminator's.
+    pub fn at(side: usize) -> Self {
+        let blocks = (side / 4).max(1).ilog2() as usize;
+        let width = (16 * 64 / side.max(1)).clamp(4, 16);
+        Self::new().with_blocks(blocks).with_width(width)
+    }
+
     /// Builds the discriminator with fresh weights.
     pub fn init(&self, device: &Device) -> Discriminator {
         let mut width = self.width;
@@ -107,6 +116,30 @@ impl DiscriminatorConfig {
 }
 
 impl Discriminator {
+    /// This discriminator behind a new full-resolution level taken from `larger` (a
+    /// fresh discriminator for twice the side: its first convolution and first
+    /// block), the old blocks and score kept; `None` when `larger`'s other blocks
+    /// differ from this one's.
+    pub fn grow(self, larger: Discriminator) -> Option<Discriminator> {
+        let fits = larger.blocks.len() == self.blocks.len() + 1
+            && self
+                .blocks
+                .iter()
+                .zip(larger.blocks.iter().skip(1))
+                .all(|(a, b)| a.conv2.weight.dims() == b.conv2.weight.dims())
+            && self.head.weight.dims() == larger.head.weight.dims();
+        if !fits {
+            return None;
+        }
+        let mut blocks: Vec<DownBlock> = larger.blocks.into_iter().take(1).collect();
+        blocks.extend(self.blocks);
+        Some(Discriminator {
+            stem: larger.stem,
+            blocks,
+            head: self.head,
+        })
+    }
+
     /// # Shapes
     /// - images: `[B, 3, H, W]` in [-1, 1] → `[B]` logits
     pub fn forward(&self, images: Tensor<4>) -> Tensor<1> {
@@ -165,5 +198,20 @@ mod tests {
             logits[0] != logits[1],
             "different pictures, different scores"
         );
+    }
+
+    #[test]
+    fn the_128_px_discriminator_grows_from_the_64_px_one() {
+        let device = Device::flex();
+        assert_eq!(DiscriminatorConfig::at(64).width, 16);
+        let at = |side: usize| {
+            DiscriminatorConfig::at(side)
+                .with_max_width(32)
+                .init(&device)
+        };
+        let grown = at(64).grow(at(128)).expect("one level more");
+        let x = Tensor::<4>::random([2, 3, 128, 128], Distribution::Uniform(-1.0, 1.0), &device);
+        assert_eq!(grown.forward(x).dims(), [2]);
+        assert!(at(64).grow(at(64)).is_none());
     }
 }

@@ -1,4 +1,4 @@
-//! HiT's generator (Algorithm 1) at 64x64: a latent code becomes an 8x8 feature map
+//! HiT's generator (Algorithm 1): a latent code becomes an 8x8 feature map
 //! and an 8x8 latent embedding `Z`; every stage adds learned positions and attends to
 //! `Z` (cross-attention with multi-query heads: the self-modulation by the latent);
 //! low-resolution stages then run multi-axis blocked self-attention and an MLP,
@@ -51,12 +51,26 @@ impl HitGeneratorConfig {
     /// The 64x64 generator sized for this CPU: two attention stages (8x8 and 16x16),
     /// two MLP stages (32x32 and 64x64).
     pub fn small() -> Self {
-        Self::new(vec![
+        Self::small_at(64)
+    }
+
+    /// The generator sized for this CPU at `side` (a power of two, at least 32): the
+    /// attention stages of [`small`](Self::small), then MLP-only stages up to `side`,
+    /// each half as wide as the one before (at least 16). A doubled side costs one
+    /// more cheap stage, not a wider network (HiT §3.2).
+    pub fn small_at(side: usize) -> Self {
+        let mut stages = vec![
             StageConfig::new(8, 256, 4, 2),
             StageConfig::new(16, 128, 4, 2),
-            StageConfig::new(32, 64, 4, 0),
-            StageConfig::new(64, 32, 4, 0),
-        ])
+        ];
+        let mut width = 64;
+        let mut s = 32;
+        while s <= side {
+            stages.push(StageConfig::new(s, width, 4, 0));
+            width = (width / 2).max(16);
+            s *= 2;
+        }
+        Self::new(stages)
     }
 
     /// Side of the pictures it makes.
@@ -237,6 +251,16 @@ impl Stage {
     }
 }
 
+/// A linear layer of the same shape whose output is zero.
+fn zeroed(linear: Linear) -> Linear {
+    Linear {
+        weight: Param::from_tensor(linear.weight.val().zeros_like()),
+        bias: linear
+            .bias
+            .map(|b| Param::from_tensor(b.val().zeros_like())),
+    }
+}
+
 /// Nearest-neighbour upsampling by 2 of `[B, H, W, C]`.
 fn upsample_nearest(x: Tensor<4>) -> Tensor<4> {
     let [b, h, w, c] = x.dims();
@@ -259,6 +283,37 @@ pub struct HitGenerator {
 }
 
 impl HitGenerator {
+    /// This generator with one more stage, taken from `larger`: a fresh generator
+    /// whose configuration is this one's plus a high-resolution stage. The new
+    /// stage's RGB output starts at zero, so the grown generator first draws this
+    /// one's pictures upsampled, and training goes on from them rather than from noise
+    /// (progressive growing, Karras et al. 2018). `None` when `larger` does not extend
+    /// this generator's stages.
+    pub fn grow(self, larger: HitGenerator) -> Option<HitGenerator> {
+        let n = self.stages.len();
+        let fits = larger.stages.len() == n + 1
+            && self.latent == larger.latent
+            && self.z_dim == larger.z_dim
+            && self
+                .stages
+                .iter()
+                .zip(&larger.stages)
+                .all(|(a, b)| a.positions.dims() == b.positions.dims());
+        if !fits {
+            return None;
+        }
+        let mut added = larger.stages;
+        let mut new = added.pop()?;
+        let joint = added.pop()?.next;
+        new.rgb = new.rgb.map(|(norm, rgb)| (norm, zeroed(rgb)));
+        let mut stages = self.stages;
+        if let Some(last) = stages.last_mut() {
+            last.next = joint;
+        }
+        stages.push(new);
+        Some(HitGenerator { stages, ..self })
+    }
+
     /// Size of the latent code.
     pub fn latent(&self) -> usize {
         self.latent
@@ -323,6 +378,31 @@ mod tests {
         assert!(lo >= -1.0 && hi <= 1.0 && hi - lo > 1e-3, "{lo}..{hi}");
         let small = HitGeneratorConfig::small();
         assert_eq!(small.side(), 64);
+        assert_eq!(HitGeneratorConfig::small_at(128).side(), 128);
+    }
+
+    /// A grown generator first draws the smaller one's pictures, upsampled.
+    #[test]
+    fn a_grown_generator_starts_from_the_smaller_ones_pictures() {
+        let device = Device::flex();
+        device.seed(9);
+        let small = tiny().init(&device);
+        let mut larger = tiny();
+        larger.stages.push(StageConfig::new(32, 16, 4, 0));
+        let grown = small
+            .clone()
+            .grow(larger.init(&device))
+            .expect("one stage more");
+        let z = Tensor::<2>::random([2, 8], Distribution::Normal(0.0, 1.0), &device);
+        let before = upsample_nearest(small.forward(z.clone()));
+        let after = grown.forward(z);
+        assert_eq!(after.dims(), [2, 32, 32, 3]);
+        let diff = (after - before).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-5, "{diff}");
+        assert!(
+            tiny().init(&device).grow(tiny().init(&device)).is_none(),
+            "the same stages are no growth"
+        );
     }
 
     #[test]

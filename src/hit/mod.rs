@@ -45,6 +45,21 @@ pub struct GanGeneratorConfig {
 }
 
 impl GanGeneratorConfig {
+    /// Either generator sized for this CPU at `side`.
+    pub fn at(arch: Arch, side: usize) -> Self {
+        Self::new(arch)
+            .with_hit(HitGeneratorConfig::small_at(side))
+            .with_conv(ConvGeneratorConfig::at(side))
+    }
+
+    /// Side of the pictures the chosen generator makes.
+    pub fn side(&self) -> usize {
+        match self.arch {
+            Arch::Hit => self.hit.side(),
+            Arch::Conv => self.conv.side(),
+        }
+    }
+
     /// Size of the latent code.
     pub fn latent(&self) -> usize {
         match self.arch {
@@ -70,10 +85,20 @@ pub enum GanGenerator {
 }
 
 impl GanGenerator {
+    /// This generator grown by one resolution level into `larger` (a fresh generator
+    /// of the same kind at twice the side); `None` when `larger` is not that.
+    pub fn grow(self, larger: GanGenerator) -> Option<GanGenerator> {
+        match (self, larger) {
+            (GanGenerator::Hit(g), GanGenerator::Hit(l)) => g.grow(l).map(GanGenerator::Hit),
+            (GanGenerator::Conv(g), GanGenerator::Conv(l)) => g.grow(l).map(GanGenerator::Conv),
+            _ => None,
+        }
+    }
+
     /// Pictures in [-1, 1] for latent codes.
     ///
     /// # Shapes
-    /// - z: `[B, latent]` → `[B, 3, 64, 64]`
+    /// - z: `[B, latent]` → `[B, 3, side, side]`
     pub fn forward(&self, z: Tensor<2>) -> Tensor<4> {
         let pictures = match self {
             GanGenerator::Hit(g) => g.forward(z),

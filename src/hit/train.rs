@@ -100,23 +100,35 @@ pub fn sample_grid(
     Ok(tile(&pictures, 0))
 }
 
-/// Trains (or resumes) a run on the faces in `faces` and writes the generator to `to`
-/// (its discriminator and augmentation beside it).
+/// Trains (or resumes) a run on the faces in `faces` (at the generator's side) and
+/// writes the generator to `to` (its discriminator and augmentation beside it). With
+/// `grow_from`, a folder holding this generator trained at half the side (`NAME`,
+/// `NAME-discriminator`), a run without a checkpoint starts from those networks grown
+/// by one resolution level instead of from scratch.
 pub fn train(
     config: &HitTrainingConfig,
     faces: &Path,
+    grow_from: Option<&Path>,
     to: &Destination,
     device: &Device,
 ) -> Result<(), TrainError> {
-    let faces = load_folder(faces, 64)?;
+    let faces = load_folder(faces, config.generator.side() as u32)?;
     device.seed(config.schedule.seed);
+    let (generator, discriminator) = (
+        config.generator.init(device),
+        config.discriminator.init(device),
+    );
+    let (generator, discriminator) = match grow_from {
+        Some(dir) => grown(dir, &to.name, (generator, discriminator), device)?,
+        None => (generator, discriminator),
+    };
     let trainer = GanTrainer {
         g: Trainee {
-            model: config.generator.init(device),
+            model: generator,
             optim: adam(),
         },
         d: Trainee {
-            model: config.discriminator.init(device),
+            model: discriminator,
             optim: adam(),
         },
         augment: AdaptiveAugment::default(),
@@ -126,6 +138,33 @@ pub fn train(
     };
     training::fit(trainer, &config.schedule, to, config)?;
     Ok(())
+}
+
+/// The generator `name` and its discriminator in `dir`, grown into the fresh
+/// networks `larger`.
+fn grown(
+    dir: &Path,
+    name: &str,
+    larger: (GanGenerator, Discriminator),
+    device: &Device,
+) -> Result<(GanGenerator, Discriminator), TrainError> {
+    let (generator, _) =
+        store::load_model(dir, name, device, |c: &GanGeneratorConfig, d| c.init(d))?;
+    let critic = discriminator_name(name);
+    let (discriminator, _) =
+        store::load_model(dir, &critic, device, |c: &DiscriminatorConfig, d| c.init(d))?;
+    let mismatch = |what: &str| {
+        TrainError::Config(format!(
+            "{what} in {} is not this run's at half the side: grow from the same architecture one level smaller",
+            dir.display()
+        ))
+    };
+    Ok((
+        generator.grow(larger.0).ok_or_else(|| mismatch(name))?,
+        discriminator
+            .grow(larger.1)
+            .ok_or_else(|| mismatch(&critic))?,
+    ))
 }
 
 /// A GAN run: both players, the augmentation and the faces.
@@ -316,6 +355,14 @@ mod tests {
         assert_eq!(grid.dimensions(), (256, 256));
     }
 
+    fn load_conv(dir: &Path) -> GanGenerator {
+        store::load_model(dir, "conv", &Device::flex(), |c: &GanGeneratorConfig, d| {
+            c.init(d)
+        })
+        .expect("the written generator")
+        .0
+    }
+
     #[test]
     fn a_run_continues_from_the_written_generator_and_discriminator() {
         let root = std::env::temp_dir().join(format!("tessera-gan-warm-{}", std::process::id()));
@@ -355,19 +402,26 @@ mod tests {
         };
         let device = Device::flex().autodiff();
         let weights = |name: &str| std::fs::read(root.join("models").join(name)).expect("weights");
-        train(&config(2), &faces, &to("run-a", None), &device).expect("first run");
+        train(&config(2), &faces, None, &to("run-a", None), &device).expect("first run");
         let (generator, critic) = (weights("conv.bpk"), weights("conv-discriminator.bpk"));
         assert!(root.join("models").join(augment_name("conv")).exists());
         // Another machine: no run folder, the written models only.
         let models = Some(root.join("models"));
-        train(&config(2), &faces, &to("run-b", models.clone()), &device).expect("nothing to do");
+        train(
+            &config(2),
+            &faces,
+            None,
+            &to("run-b", models.clone()),
+            &device,
+        )
+        .expect("nothing to do");
         assert_eq!(
             weights("conv.bpk"),
             generator,
             "no step left: the generator stays"
         );
         assert_eq!(weights("conv-discriminator.bpk"), critic);
-        train(&config(3), &faces, &to("run-c", models), &device).expect("one more step");
+        train(&config(3), &faces, None, &to("run-c", models), &device).expect("one more step");
         assert_eq!(
             training::read_progress(&root.join("models"), "conv")
                 .expect("progress")
@@ -376,6 +430,40 @@ mod tests {
         );
         assert_ne!(weights("conv.bpk"), generator);
         assert_ne!(weights("conv-discriminator.bpk"), critic);
+        // Growing by one level starts from these networks; the same size is refused.
+        let larger = |ups: usize, blocks: usize| {
+            let mut grown = config(1);
+            grown.generator.conv.ups = ups;
+            grown.discriminator = DiscriminatorConfig::new()
+                .with_width(4)
+                .with_max_width(16)
+                .with_blocks(blocks);
+            grown
+        };
+        let models = root.join("models");
+        let same = train(
+            &larger(4, 5),
+            &faces,
+            Some(&models),
+            &to("run-d", None),
+            &device,
+        );
+        assert!(matches!(same, Err(TrainError::Config(_))), "{same:?}");
+        train(
+            &larger(5, 5),
+            &faces,
+            Some(&models),
+            &to("run-e", None),
+            &device,
+        )
+        .expect("a grown run");
+        assert_eq!(
+            sample_grid(&load_conv(&models), 8, &Device::flex())
+                .expect("a grid")
+                .dimensions(),
+            (512, 512),
+            "sixteen 128 px pictures"
+        );
         std::fs::remove_dir_all(&root).expect("cleanup");
     }
 }

@@ -79,6 +79,14 @@ impl Decoder {
     /// # Shapes
     /// - z: `[B, D, h, w]` → images `[B, 3, h·f, w·f]` (unbounded; ≈ [-1, 1] once trained)
     pub fn forward(&self, z: Tensor<4>) -> Tensor<4> {
+        self.output(self.features(z))
+    }
+
+    /// Everything but the output layer: the features it maps to pixels.
+    ///
+    /// # Shapes
+    /// - z: `[B, D, h, w]` → `[B, widths[0], h·f, w·f]`
+    pub fn features(&self, z: Tensor<4>) -> Tensor<4> {
         let mut x = self.conv_in.forward(z);
         for block in &self.mid {
             x = block.forward(x, None);
@@ -94,6 +102,65 @@ impl Decoder {
                 x = block.forward(x, None);
             }
         }
-        self.conv_out.forward(silu(self.norm_out.forward(x)))
+        silu(self.norm_out.forward(x))
+    }
+
+    /// The output layer (Taming's `G_L`, where the adaptive adversarial weight of its
+    /// Eq. 7 compares gradients): features → pixels.
+    pub fn output(&self, features: Tensor<4>) -> Tensor<4> {
+        self.conv_out.forward(features)
+    }
+
+    /// `‖∇_{G_L} L‖`: the norm of the output layer's weight gradient for a loss `L`
+    /// whose gradient at the output pixels is `pixel_grad`, the layer's input being
+    /// `features`. One backward pass through the output layer alone.
+    pub fn output_gradient_norm(
+        &self,
+        features: Tensor<4>,
+        pixel_grad: Tensor<4>,
+    ) -> Result<f64, burn::tensor::TensorReadError> {
+        let pixels = self.output(features.detach());
+        let grads = (pixels * pixel_grad.autodiff().detach()).sum().backward();
+        let weight = self.conv_out.weight.val();
+        let squared = match weight.grad(&grads) {
+            Some(g) => g.powi_scalar(2).sum().try_into_vec_as::<f64>()?[0],
+            None => 0.0,
+        };
+        Ok(squared.sqrt())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    /// The output layer's gradient norm from a pixel gradient equals the one a full
+    /// backward pass of the same loss gives.
+    #[test]
+    fn the_output_gradient_norm_matches_a_full_backward() {
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let decoder = DecoderConfig::new(vec![8, 8], 1, 1, 4).init(&device);
+        let z = Tensor::<4>::random([2, 4, 4, 4], Distribution::Normal(0.0, 1.0), &device);
+        let c = Tensor::<4>::random([2, 3, 8, 8], Distribution::Normal(0.0, 1.0), &device);
+        let features = decoder.features(z);
+        let loss = (decoder.output(features.clone()) * c.clone()).sum();
+        let grads = loss.backward();
+        let full = decoder
+            .conv_out
+            .weight
+            .val()
+            .grad(&grads)
+            .expect("a gradient")
+            .powi_scalar(2)
+            .sum()
+            .into_scalar::<f32>()
+            .sqrt() as f64;
+        let alone = decoder
+            .output_gradient_norm(features, c)
+            .expect("a readable norm");
+        assert!(full > 0.0);
+        assert!((full - alone).abs() < 1e-4 * full, "{full} vs {alone}");
     }
 }

@@ -68,6 +68,8 @@ pub struct Vqgan {
 pub struct Reconstruction {
     /// Decoded images, `[B, 3, H, W]`.
     pub images: Tensor<4>,
+    /// The decoder's features that its output layer made `images` of.
+    pub features: Tensor<4>,
     /// Quantiser output (indices, loss).
     pub quantized: Quantized,
 }
@@ -159,8 +161,10 @@ impl Vqgan {
             ),
             None => quantized.codes.clone(),
         };
+        let features = self.decoder.features(latent);
         Reconstruction {
-            images: self.decoder.forward(latent),
+            images: self.decoder.output(features.clone()),
+            features,
             quantized,
         }
     }

@@ -1,8 +1,8 @@
 //! Training the TS-VQGAN (Taming §3.1 with iLAT's local quantised fine-tuning).
 //!
 //! Stage 1 trains a plain VQGAN: L1 + perceptual + codebook loss, and from
-//! `disc_start` on a patch discriminator with the non-saturating loss at a fixed
-//! weight. Stage 2 (from `stage2_start`) draws a random free-form mask for half of
+//! `disc_start` on a patch discriminator with the hinge loss, its term weighted by
+//! Taming's adaptive weight (Eq. 7). Stage 2 (from `stage2_start`) draws a random free-form mask for half of
 //! the steps, runs the leak-free encoder with it and decodes by Eq. 4, so the decoder
 //! learns to join generated codes with kept continuous features. Codes that no
 //! encoder output chose during `reseed_every` steps are re-seeded from the batch.
@@ -13,7 +13,7 @@ use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
-use burn::tensor::activation::softplus;
+use burn::tensor::activation::relu;
 use image::RgbImage;
 use rand::Rng;
 use rand::rngs::StdRng;
@@ -260,6 +260,11 @@ struct StepLosses {
 }
 
 /// One generator step and (once started) one discriminator step.
+///
+/// Each loss's gradient at the decoded pixels is taken on a leaf cut from the model's
+/// graph, so that the adaptive weight can compare them before they are summed, and
+/// the model's own backward pass runs once, on `Σ pixels · (g_rec + λ·g_adv)` plus the
+/// codebook loss: the same gradients as `L_rec + λ·L_adv + L_codebook`.
 fn train_step(
     state: &mut State,
     batch: &Batch,
@@ -270,32 +275,67 @@ fn train_step(
     let out = state
         .model
         .forward(batch.images.clone(), batch.mask.clone());
-    let l1 = (out.images.clone() - batch.images.clone()).abs().mean();
-    let percept = perceptual.distance(out.images.clone(), batch.images.clone());
-    let mut loss =
-        l1.clone() + percept.clone() * config.perceptual_weight + out.quantized.loss.clone();
+    let leaf = out.images.clone().detach().require_grad();
+    let l1 = (leaf.clone() - batch.images.clone()).abs().mean();
+    let percept = perceptual.distance(leaf.clone(), batch.images.clone());
+    let mut pixel_grad = gradient(
+        &leaf,
+        l1.clone() + percept.clone() * config.perceptual_weight,
+    )?;
     let mut values = vec![
         ("l1", scalar(&l1)),
         ("perceptual", scalar(&percept)),
         ("codebook", scalar(&out.quantized.loss)),
     ];
     if adversarial {
-        let g_adv = softplus(state.disc.forward(out.images.clone()).neg(), 1.0).mean();
+        let leaf = out.images.clone().detach().require_grad();
+        let g_adv = state.disc.forward(leaf.clone()).mean().neg();
+        let adv_grad = gradient(&leaf, g_adv.clone())?;
+        let decoder = &state.model.decoder;
+        let weight = config.adversarial_weight
+            * adaptive_weight(
+                decoder.output_gradient_norm(out.features.clone(), pixel_grad.clone())?,
+                decoder.output_gradient_norm(out.features.clone(), adv_grad.clone())?,
+            );
         values.push(("g_adv", scalar(&g_adv)));
-        loss = loss + g_adv * config.adversarial_weight;
+        values.push(("adv_weight", weight));
+        pixel_grad = pixel_grad + adv_grad * weight;
     }
     let indices = out.quantized.indices.clone().try_into_vec_as::<i64>()?;
-    let grads = GradientsParams::from_grads(loss.backward(), &state.model);
+    let surrogate = (out.images.clone() * pixel_grad.autodiff()).sum() + out.quantized.loss;
+    let grads = GradientsParams::from_grads(surrogate.backward(), &state.model);
     state.model = state.optim_g.step(lr, state.model.clone(), grads);
     if adversarial {
-        let fake = out.images.detach();
-        let d_loss = softplus(state.disc.forward(batch.images.clone()).neg(), 1.0).mean()
-            + softplus(state.disc.forward(fake), 1.0).mean();
+        let real = state.disc.forward(batch.images.clone());
+        let fake = state.disc.forward(out.images.detach());
+        let d_loss = hinge(real, fake);
         values.push(("d_loss", scalar(&d_loss)));
         let grads = GradientsParams::from_grads(d_loss.backward(), &state.disc);
         state.disc = state.optim_d.step(lr, state.disc.clone(), grads);
     }
     Ok(StepLosses { values, indices })
+}
+
+/// The gradient of `loss` at `leaf`, a tensor cut from its graph.
+fn gradient(leaf: &Tensor<4>, loss: Tensor<1>) -> Result<Tensor<4>, TrainError> {
+    let grads = loss.backward();
+    leaf.grad(&grads)
+        .ok_or_else(|| TrainError::Config("a loss does not depend on the decoded pixels".into()))
+}
+
+/// Taming's Eq. 7: `λ = ‖∇_{G_L} L_rec‖ / (‖∇_{G_L} L_GAN‖ + δ)`, clamped to
+/// [0, 10⁴] as Taming's code does: the adversarial term pulls on the decoder's last
+/// layer as hard as the reconstruction does, whatever the two losses' scales.
+fn adaptive_weight(rec_norm: f64, adv_norm: f64) -> f64 {
+    (rec_norm / (adv_norm + 1e-4)).clamp(0.0, 1e4)
+}
+
+/// The discriminator's hinge loss (Taming §3.1): `½·(E[max(0, 1 − D(real))] +
+/// E[max(0, 1 + D(fake))])` over the patch logits.
+fn hinge(real: Tensor<4>, fake: Tensor<4>) -> Tensor<1> {
+    let real = relu(real.neg() + 1.0).mean();
+    let fake = relu(fake + 1.0).mean();
+    (real + fake) * 0.5
 }
 
 fn count_usage(usage: &mut [usize], indices: Vec<i64>) {
@@ -413,12 +453,37 @@ mod tests {
         let batch = sample_batch(&faces, &config, 0, &mut rng, &device);
         let mut state = fresh_state(&config, &device);
         let mut l1 = Vec::new();
+        let mut weights = Vec::new();
         for step in 0..25 {
             let losses =
                 train_step(&mut state, &batch, &perceptual, (&config, step, 2e-3)).expect("a step");
             l1.push(losses.values[0].1);
+            weights.extend(
+                losses
+                    .values
+                    .iter()
+                    .filter(|(k, _)| *k == "adv_weight")
+                    .map(|v| v.1),
+            );
         }
         assert!(l1[24] < 0.7 * l1[0], "L1 went from {} to {}", l1[0], l1[24]);
+        assert_eq!(weights.len(), 25);
+        assert!(
+            weights.iter().all(|w| w.is_finite() && *w > 0.0),
+            "{weights:?}"
+        );
+    }
+
+    #[test]
+    fn the_hinge_loss_vanishes_for_a_confident_discriminator_only() {
+        let device = Device::flex();
+        let map = |v: f32| Tensor::<4>::full([1, 1, 2, 2], v, &device);
+        let value = |real: f32, fake: f32| hinge(map(real), map(fake)).into_scalar::<f32>();
+        assert_eq!(value(1.5, -1.5), 0.0);
+        assert!((value(0.0, 0.0) - 1.0).abs() < 1e-6);
+        assert!((value(-1.0, 1.0) - 2.0).abs() < 1e-6);
+        assert_eq!(adaptive_weight(2.0, 0.0), 1e4, "clamped");
+        assert!((adaptive_weight(2.0, 1.0) - 2.0).abs() < 1e-3);
     }
 
     #[test]
