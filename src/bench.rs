@@ -14,7 +14,7 @@ use serde::Serialize;
 use image::{GrayImage, Luma};
 
 use crate::backend::Backend;
-use crate::engine::{DEFAULT_CYCLES, EditRequest, Engine, Method};
+use crate::engine::{DEFAULT_CYCLES, EditProgress, EditRequest, Engine, Method};
 use crate::evaluate::EvalError;
 use crate::ilat::model::{Guide, GuideKind, Ilat, IlatConfig};
 use crate::ilat::sample::{self, Order};
@@ -196,14 +196,14 @@ fn sampling_seconds(
         let grid = if cached {
             sample::sample(
                 model,
-                &tokens,
-                &token_mask,
+                (&tokens, &token_mask),
                 sketch,
                 order,
-                &sampling,
+                (&sampling, 1),
                 &mut |_, _| ControlFlow::Continue(()),
             )
             .expect("a benchmark's sampler is never cancelled")
+            .remove(0)
         } else {
             sample::sample_recomputed(model, &tokens, &token_mask, sketch, order, &sampling)
                 .expect("logits read back from the CPU")
@@ -272,19 +272,29 @@ pub fn local_ar(backend: &Backend, config: &IlatConfig, repeat: usize) -> LocalA
 /// `tessera bench edit`: one face edit end to end.
 #[derive(Debug, Clone, Serialize)]
 pub struct EditTiming {
-    /// Median wall-clock seconds.
+    /// Median wall-clock seconds of the whole edit (every candidate).
     pub median_seconds: f64,
+    /// Median seconds until the first preview reached the caller.
+    pub first_preview_seconds: f64,
+    /// Candidates made per edit.
+    pub candidates: usize,
+    /// Side of the pictures the models work at.
+    pub image_size: u32,
     /// Timed runs.
     pub runs: usize,
 }
 
-/// Times an iLAT edit of the first sample face with a centred 20x20 box mask (25 of
-/// 256 tokens, about 10 %), models loaded beforehand.
-pub fn edit(engine: &mut Engine, runs: usize) -> Result<EditTiming, EvalError> {
+/// Times an iLAT edit of `candidates` candidates of the first sample face with a
+/// centred box mask of 20/64 of the side (25 of 256 tokens, about 10 %), models loaded
+/// beforehand.
+pub fn edit(engine: &mut Engine, runs: usize, candidates: usize) -> Result<EditTiming, EvalError> {
+    let size = engine.image_size()?;
     let face =
-        crate::data::faces::load_square(&crate::paths::sample_faces().join("000901.png"), 64)?;
-    let mask = GrayImage::from_fn(64, 64, |x, y| {
-        Luma([if (22..42).contains(&x) && (22..42).contains(&y) {
+        crate::data::faces::load_square(&crate::paths::sample_faces().join("000901.png"), size)?;
+    // 22..42 of 64: the same box at every side.
+    let (lo, hi) = (size * 22 / 64, size * 42 / 64);
+    let mask = GrayImage::from_fn(size, size, |x, y| {
+        Luma([if (lo..hi).contains(&x) && (lo..hi).contains(&y) {
             255
         } else {
             0
@@ -301,8 +311,18 @@ pub fn edit(engine: &mut Engine, runs: usize) -> Result<EditTiming, EvalError> {
     };
     let device = engine.backend().device.clone();
     let mut failure = None;
+    let mut first_previews = Vec::new();
     let median_seconds = median_time(&device, runs, || {
-        if let Err(err) = engine.edit(&request, &mut |_| ControlFlow::Continue(())) {
+        let start = Instant::now();
+        let mut first = None;
+        let result = engine.edit_candidates(&request, candidates, &mut |event| {
+            if let EditProgress::Preview(_) = event {
+                first.get_or_insert_with(|| start.elapsed().as_secs_f64());
+            }
+            ControlFlow::Continue(())
+        });
+        first_previews.push(first.unwrap_or(f64::NAN));
+        if let Err(err) = result {
             failure = Some(err);
         }
     });
@@ -310,6 +330,9 @@ pub fn edit(engine: &mut Engine, runs: usize) -> Result<EditTiming, EvalError> {
         Some(err) => Err(err.into()),
         None => Ok(EditTiming {
             median_seconds,
+            first_preview_seconds: median(&mut first_previews[1..].to_vec()),
+            candidates,
+            image_size: size,
             runs,
         }),
     }

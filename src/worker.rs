@@ -84,9 +84,10 @@ pub enum Event {
         done: usize,
         total: usize,
     },
-    /// The picture with the tokens so far.
+    /// The first candidate's picture with the tokens so far.
     Preview { id: u64, image: RgbImage },
-    /// A grid of ImageBART's refinement, decoded (for the trajectory strip).
+    /// A grid of the first candidate's ImageBART refinement, decoded (for the
+    /// trajectory strip).
     Stage {
         id: u64,
         cycle: usize,
@@ -269,37 +270,16 @@ fn serve(mut engine: Engine, inbox: &Receiver<Command>, latest: &AtomicU64, send
             return;
         };
         let start = Instant::now();
-        let mut first = None;
-        let mut outcome = Ok(());
-        let mut index = 0;
-        for k in 0..candidates {
-            if id != latest.load(Ordering::SeqCst) {
-                outcome = Err(EngineError::Cancelled);
-                break;
-            }
-            let request = request.with_seed(request.seed().wrapping_add(k as u64));
-            match run(&mut engine, &request, id, latest, send) {
-                Ok(images) => {
-                    for image in images {
-                        first.get_or_insert_with(|| image.clone());
-                        send(Event::Candidate { id, index, image });
-                        index += 1;
-                    }
-                }
-                Err(err) => {
-                    outcome = Err(err);
-                    break;
-                }
-            }
-        }
-        send(match (outcome, first) {
-            (Ok(()), Some(image)) => Event::Finished {
+        let job = Job { id, latest, send };
+        let outcome = candidate_results(&mut engine, &request, candidates, &job);
+        send(match outcome {
+            Ok(Some(image)) => Event::Finished {
                 id,
                 image,
                 seconds: start.elapsed().as_secs_f64(),
             },
-            (Err(EngineError::Cancelled), _) | (Ok(()), None) => Event::Cancelled { id },
-            (Err(err), _) => Event::Failed {
+            Err(EngineError::Cancelled) | Ok(None) => Event::Cancelled { id },
+            Err(err) => Event::Failed {
                 id,
                 error: err.to_string(),
             },
@@ -307,19 +287,64 @@ fn serve(mut engine: Engine, inbox: &Receiver<Command>, latest: &AtomicU64, send
     }
 }
 
-/// Runs one candidate (a sampling job: one per face), reporting its progress; a panic
-/// becomes an error.
+/// The running job as its progress sees it: its id, the latest id, the events' way out.
+struct Job<'a> {
+    id: u64,
+    latest: &'a AtomicU64,
+    send: &'a dyn Fn(Event),
+}
+
+impl Job<'_> {
+    /// Whether a newer job has been submitted.
+    fn superseded(&self) -> bool {
+        self.latest.load(Ordering::SeqCst) != self.id
+    }
+}
+
+/// Runs a job's candidates and sends each as it is done; returns the first. An edit's
+/// or a repose's candidates are made together; a sampling job's one after another
+/// (seed + k each), since each already draws a batch of pictures.
+fn candidate_results(
+    engine: &mut Engine,
+    request: &Request,
+    candidates: usize,
+    job: &Job,
+) -> Result<Option<RgbImage>, EngineError> {
+    let Job { id, send, .. } = *job;
+    let rounds = match request {
+        Request::Edit(_) | Request::Repose(_) => 1,
+        Request::Sample { .. } | Request::Interpolate { .. } => candidates,
+    };
+    let mut first = None;
+    let mut index = 0;
+    for k in 0..rounds {
+        if job.superseded() {
+            return Err(EngineError::Cancelled);
+        }
+        let request = request.with_seed(request.seed().wrapping_add(k as u64));
+        for image in run(engine, &request, candidates, job)? {
+            first.get_or_insert_with(|| image.clone());
+            send(Event::Candidate { id, index, image });
+            index += 1;
+        }
+    }
+    Ok(first)
+}
+
+/// Runs one round of a job (an edit's or a repose's `candidates` together, or one
+/// sampling job: one picture per face), reporting its progress; a panic becomes an
+/// error.
 fn run(
     engine: &mut Engine,
     request: &Request,
-    id: u64,
-    latest: &AtomicU64,
-    send: &dyn Fn(Event),
+    candidates: usize,
+    job: &Job,
 ) -> Result<Vec<RgbImage>, EngineError> {
+    let Job { id, send, .. } = *job;
     // A bug in a model must not take the editor down: the job fails, the next runs.
     catch_unwind(AssertUnwindSafe(|| {
         let mut progress = |progress| {
-            if latest.load(Ordering::SeqCst) != id {
+            if job.superseded() {
                 return ControlFlow::Break(());
             }
             send(match progress {
@@ -344,8 +369,8 @@ fn run(
             ControlFlow::Continue(())
         };
         match request {
-            Request::Edit(edit) => engine.edit(edit, &mut progress).map(|p| vec![p]),
-            Request::Repose(repose) => engine.repose(repose, &mut progress).map(|p| vec![p]),
+            Request::Edit(edit) => engine.edit_candidates(edit, candidates, &mut progress),
+            Request::Repose(repose) => engine.repose_candidates(repose, candidates, &mut progress),
             Request::Sample {
                 generator,
                 seed,

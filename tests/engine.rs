@@ -354,3 +354,59 @@ fn a_seed_gives_the_same_face_another_seed_another_and_interpolation_joins_them(
         assert!(path[2] != path[0] && path[2] != path[4]);
     }
 }
+
+/// Three candidates made together are the three edits their seeds make alone: the
+/// same tokens (a near-tie flipped by batched rounding would change one token's
+/// patch), decoded in one batch (whose rounding may move a pixel by a level or two).
+#[test]
+fn candidates_made_together_are_the_edits_their_seeds_make_alone() {
+    let mut engine = engine("engine-candidates");
+    let face = load_folder(&common::sample_faces(), 64)
+        .expect("samples")
+        .remove(1);
+    let mask = GrayImage::from_fn(64, 64, |x, y| {
+        Luma([if (20..44).contains(&x) && (24..48).contains(&y) {
+            255
+        } else {
+            0
+        }])
+    });
+    for method in [Method::Ilat, Method::Imagebart] {
+        let mut edit = request(face.clone(), mask.clone(), method);
+        edit.cycles = 2;
+        edit.sampling.seed = 5;
+        let mut previews = 0;
+        let together = engine
+            .edit_candidates(&edit, 3, &mut |event| {
+                if let EditProgress::Preview(_) | EditProgress::Stage { .. } = event {
+                    previews += 1;
+                }
+                ControlFlow::Continue(())
+            })
+            .expect("three candidates");
+        assert_eq!(together.len(), 3);
+        assert!(previews > 0, "{method:?}: the first candidate's previews");
+        for (k, picture) in together.iter().enumerate() {
+            edit.sampling.seed = 5 + k as u64;
+            let alone = engine
+                .edit(&edit, &mut |_| ControlFlow::Continue(()))
+                .expect("one edit");
+            let moved: Vec<u8> = picture
+                .as_raw()
+                .iter()
+                .zip(alone.as_raw())
+                .map(|(a, b)| a.abs_diff(*b))
+                .collect();
+            let far = moved.iter().filter(|&&d| d > 2).count();
+            // One token is an 4x4 patch: 48 channel values at 64 px.
+            assert!(
+                far <= 48,
+                "{method:?} candidate {k}: {far} values moved by more than 2"
+            );
+        }
+        assert_ne!(
+            together[0], together[1],
+            "{method:?}: two seeds, two pictures"
+        );
+    }
+}

@@ -76,11 +76,15 @@ pub fn bench(opts: BenchOpts, models: &Path, backend: BackendChoice) -> anyhow::
             let result = measure::local_ar(&backend, &shipped_ilat(models)?, repeat);
             report::emit("Local against full autoregression", &result, json)
         }
-        BenchWhat::Edit { runs, json } => {
+        BenchWhat::Edit {
+            runs,
+            candidates,
+            json,
+        } => {
             let mut engine = super::engine(models, backend)?;
             let side = engine.image_size()?;
-            let result = measure::edit(&mut engine, runs)?;
-            let title = format!("One {side}x{side} face edit, 10 % mask");
+            let result = measure::edit(&mut engine, runs, candidates as usize)?;
+            let title = format!("One {side}x{side} face edit, 10 % mask, {candidates} candidates");
             report::emit(&title, &result, json)
         }
     }

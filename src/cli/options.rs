@@ -386,6 +386,9 @@ pub enum BenchWhat {
         /// Timed runs after one warm-up run.
         #[arg(long, default_value_t = 10)]
         runs: usize,
+        /// Candidates per edit, made together as the editor makes them.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+        candidates: u32,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,

@@ -120,6 +120,18 @@ impl Engine {
         request: &EditRequest,
         progress: &mut dyn FnMut(EditProgress) -> ControlFlow<()>,
     ) -> Result<RgbImage, EngineError> {
+        Ok(self.edit_candidates(request, 1, progress)?.remove(0))
+    }
+
+    /// [`Engine::edit`] for `candidates` candidates made together (one pass over the
+    /// known tokens, then every step one row of each): candidate k is the edit with
+    /// seed `seed + k`. Previews come for each candidate.
+    pub fn edit_candidates(
+        &mut self,
+        request: &EditRequest,
+        candidates: usize,
+        progress: &mut dyn FnMut(EditProgress) -> ControlFlow<()>,
+    ) -> Result<Vec<RgbImage>, EngineError> {
         let EditRequest {
             image,
             mask,
@@ -132,7 +144,7 @@ impl Engine {
         }
         let size = self.image_size()?;
         let Some(region) = Region::around(mask, size) else {
-            return Ok(image.clone()); // nothing to regenerate
+            return Ok(vec![image.clone(); candidates.max(1)]); // nothing to regenerate
         };
         let picture = region.crop(image, size);
         let small_mask = region.crop_mask(mask, size);
@@ -162,6 +174,7 @@ impl Engine {
                 how,
                 sampling: request.sampling,
             },
+            candidates,
             progress,
         )
     }
@@ -174,6 +187,17 @@ impl Engine {
         request: &ReposeRequest,
         progress: &mut dyn FnMut(EditProgress) -> ControlFlow<()>,
     ) -> Result<RgbImage, EngineError> {
+        Ok(self.repose_candidates(request, 1, progress)?.remove(0))
+    }
+
+    /// [`Engine::repose`] for `candidates` candidates made together, as
+    /// [`Engine::edit_candidates`].
+    pub fn repose_candidates(
+        &mut self,
+        request: &ReposeRequest,
+        candidates: usize,
+        progress: &mut dyn FnMut(EditProgress) -> ControlFlow<()>,
+    ) -> Result<Vec<RgbImage>, EngineError> {
         let ReposeRequest {
             image,
             pose,
@@ -209,6 +233,7 @@ impl Engine {
                 how,
                 sampling: request.sampling,
             },
+            candidates,
             progress,
         )
     }

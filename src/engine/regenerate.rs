@@ -4,11 +4,10 @@
 //! decoded with the kept features (Eq. 4) and blended back only inside the mask.
 
 use std::ops::ControlFlow;
+use std::time::Instant;
 
 use burn::prelude::*;
 use image::{GrayImage, RgbImage};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 use super::{EditProgress, Engine, EngineError, FEATHER, PREVIEWS, TokenGrid, token_grids};
 use crate::data::convert::{grids_to_tensor, images_to_tensor, masks_to_tensor, tensor_to_images};
@@ -17,6 +16,7 @@ use crate::ilat::sample::{self, Order};
 use crate::imagebart::sample::Chain;
 use crate::region::Region;
 use crate::tokens::Sampling;
+use crate::tokens::decode::candidate_rngs;
 use crate::vqgan::Vqgan;
 
 /// How the masked tokens are redrawn.
@@ -60,18 +60,27 @@ struct Tokenised<'a> {
 }
 
 impl Tokenised<'_> {
-    /// The whole picture with `grid` decoded into the square, inside the mask only.
-    fn picture(&self, grid: &[usize]) -> Result<RgbImage, EngineError> {
-        let indices = grids_to_tensor(&[grid], self.grid_side, &self.device);
+    /// The whole picture with each grid decoded into the square (one batched decode),
+    /// inside the mask only.
+    fn pictures(&self, grids: &[Vec<usize>]) -> Result<Vec<RgbImage>, EngineError> {
+        let n = grids.len();
+        let rows: Vec<&[usize]> = grids.iter().map(Vec::as_slice).collect();
+        let indices = grids_to_tensor(&rows, self.grid_side, &self.device);
+        let expand = |t: Tensor<4>| {
+            let [_, c, h, w] = t.dims();
+            t.expand([n, c, h, w])
+        };
         let decoded = self.vqgan.decode_mixed(
             indices,
-            self.continuous.clone(),
-            self.token_mask_tensor.clone(),
+            expand(self.continuous.clone()),
+            expand(self.token_mask_tensor.clone()),
         );
-        let edited = tensor_to_images(decoded)?.remove(0);
         let job = self.job;
         let feather = FEATHER * job.region.side as f32 / self.size as f32;
-        Ok(job.region.composite(job.image, job.mask, &edited, feather))
+        Ok(tensor_to_images(decoded)?
+            .iter()
+            .map(|edited| job.region.composite(job.image, job.mask, edited, feather))
+            .collect())
     }
 
     fn token_grid(&self, grid: &[usize]) -> TokenGrid {
@@ -80,16 +89,62 @@ impl Tokenised<'_> {
             indices: grid.to_vec(),
         }
     }
+
+    /// Reports the first candidate's picture with `grid` as a preview.
+    fn preview(
+        &self,
+        grid: &[usize],
+        progress: &mut dyn FnMut(EditProgress) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>, EngineError> {
+        let image = self.pictures(&[grid.to_vec()])?.remove(0);
+        Ok(progress(EditProgress::Preview(image)))
+    }
+}
+
+/// When a preview is worth its decode, which costs several token steps: the first as
+/// soon as the first token is drawn, then each only after three times as long as the
+/// last preview took, so previews take at most about a quarter of an edit on any
+/// machine, and at most [`PREVIEWS`] in all. Previews show the first candidate, the
+/// one the canvas shows: decoding a picture costs as much per candidate as it does
+/// for one (the decoder's work grows with its pixels), so previews of every candidate
+/// would cost as much as the candidates save (BENCHMARKS, "Candidates").
+struct PreviewClock {
+    shown: usize,
+    next: Instant,
+}
+
+impl PreviewClock {
+    fn new() -> Self {
+        Self {
+            shown: 0,
+            next: Instant::now(),
+        }
+    }
+
+    /// Whether a preview is due now.
+    fn due(&self) -> bool {
+        self.shown == 0 || (self.shown < PREVIEWS && Instant::now() >= self.next)
+    }
+
+    /// A preview that began at `started` has been shown.
+    fn shown(&mut self, started: Instant) {
+        self.shown += 1;
+        let now = Instant::now();
+        self.next = now + (now - started) * 3;
+    }
 }
 
 impl Engine {
-    /// Runs a job: tokenise, redraw the masked tokens, decode and blend; previews and
-    /// stages on the way through `progress`, which may cancel.
+    /// Runs a job for `candidates` candidates together: tokenise, redraw the masked
+    /// tokens, decode and blend; previews and stages on the way through `progress`,
+    /// which may cancel. Candidate k is the picture the job with seed `seed + k` makes
+    /// alone.
     pub(super) fn regenerate(
         &mut self,
         job: Job,
+        candidates: usize,
         progress: &mut dyn FnMut(EditProgress) -> ControlFlow<()>,
-    ) -> Result<RgbImage, EngineError> {
+    ) -> Result<Vec<RgbImage>, EngineError> {
         match &job.how {
             How::Sample { guide, model, .. } => {
                 let (_, kind) = self.models.token_model(model)?;
@@ -108,15 +163,21 @@ impl Engine {
             }
         }
         let tokenised = self.tokenise(&job)?;
-        let grid = match &job.how {
+        let candidates = candidates.max(1);
+        let grids = match &job.how {
             How::Sample {
                 guide,
                 model,
                 order,
-            } => self.sample_tokens(&tokenised, guide.clone(), (model, *order), progress)?,
-            How::Refine { cycles } => self.refine(&tokenised, *cycles, progress)?,
+            } => self.sample_tokens(
+                &tokenised,
+                guide.clone(),
+                (model, *order, candidates),
+                progress,
+            )?,
+            How::Refine { cycles } => self.refine(&tokenised, (*cycles, candidates), progress)?,
         };
-        tokenised.picture(&grid)
+        tokenised.pictures(&grids)
     }
 
     /// The job's square through the leak-free encoder with its mask.
@@ -143,56 +204,57 @@ impl Engine {
         })
     }
 
-    /// A token model samples the masked tokens; a few previews on the way.
+    /// A token model samples the masked tokens of every candidate; previews on the way
+    /// (the first right after the pass over the known tokens, see [`PreviewClock`]).
     fn sample_tokens(
         &mut self,
         t: &Tokenised<'_>,
         guide: Guide,
-        (model, order): (&'static str, Order),
+        (model, order, candidates): (&'static str, Order, usize),
         progress: &mut dyn FnMut(EditProgress) -> ControlFlow<()>,
-    ) -> Result<Vec<usize>, EngineError> {
+    ) -> Result<Vec<Vec<usize>>, EngineError> {
         let total = match order {
             Order::Local => t.token_mask.iter().filter(|&&m| m).count(),
             Order::Full => t.token_mask.len() - t.token_mask.iter().position(|&m| m).unwrap_or(0),
         };
         let (model, _) = self.models.token_model(model)?;
-        let every = total.div_ceil(PREVIEWS).max(1);
+        let mut clock = PreviewClock::new();
         let mut done = 0;
         let mut failed = None;
-        let grid = sample::sample(
+        let grids = sample::sample(
             model,
-            &t.tokens,
-            &t.token_mask,
+            (&t.tokens, &t.token_mask),
             guide,
             order,
-            &t.job.sampling,
-            &mut |grid, _| {
+            (&t.job.sampling, candidates),
+            &mut |grids, _| {
                 done += 1;
                 progress(EditProgress::Token {
-                    grid: t.token_grid(grid),
+                    grid: t.token_grid(&grids[0]),
                     done,
                     total,
                 })?;
-                if done % every == 0 && done < total {
-                    match t.picture(grid) {
-                        Ok(preview) => progress(EditProgress::Preview(preview))?,
-                        Err(err) => return stop(&mut failed, err),
-                    }
+                if !clock.due() || done == total {
+                    return ControlFlow::Continue(());
                 }
-                ControlFlow::Continue(())
+                let started = Instant::now();
+                let flow = t.preview(&grids[0], progress);
+                clock.shown(started);
+                flow.unwrap_or_else(|err| stop(&mut failed, err))
             },
         );
         failed.map_or(Ok(()), Err)?;
-        Ok(grid?)
+        Ok(grids?)
     }
 
-    /// ImageBART refines the masked tokens; every stage is decoded and reported.
+    /// ImageBART refines the masked tokens of every candidate; every stage of the first
+    /// is decoded and reported.
     fn refine(
         &mut self,
         t: &Tokenised<'_>,
-        cycles: usize,
+        (cycles, candidates): (usize, usize),
         progress: &mut dyn FnMut(EditProgress) -> ControlFlow<()>,
-    ) -> Result<Vec<usize>, EngineError> {
+    ) -> Result<Vec<Vec<usize>>, EngineError> {
         let chain = self.models.chain()?;
         let chain = Chain {
             models: &chain.steps,
@@ -200,32 +262,32 @@ impl Engine {
         };
         let total = chain.stages(cycles);
         let mut done = 0;
-        let mut rng = StdRng::seed_from_u64(t.job.sampling.seed);
+        let mut rngs = candidate_rngs(t.job.sampling.seed, candidates);
         let mut failed = None;
-        let grid = chain.refine(
+        let grids = chain.refine(
             &t.tokens,
             &t.token_mask,
             (cycles, &t.job.sampling),
-            &mut rng,
+            &mut rngs,
             &mut |stage| {
                 done += 1;
                 progress(EditProgress::Token {
-                    grid: t.token_grid(&stage.grid),
+                    grid: t.token_grid(&stage.grids[0]),
                     done,
                     total,
                 })?;
-                match t.picture(&stage.grid) {
-                    Ok(image) => progress(EditProgress::Stage {
+                match t.pictures(&stage.grids[..1]) {
+                    Ok(mut pictures) => progress(EditProgress::Stage {
                         cycle: stage.cycle,
                         level: stage.level,
-                        image,
+                        image: pictures.remove(0),
                     }),
                     Err(err) => stop(&mut failed, err),
                 }
             },
         );
         failed.map_or(Ok(()), Err)?;
-        Ok(grid?)
+        Ok(grids?)
     }
 }
 

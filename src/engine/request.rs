@@ -94,16 +94,19 @@ pub struct ReposeRequest {
 /// What an edit reports while it runs.
 #[derive(Debug, Clone)]
 pub enum EditProgress {
-    /// A token was generated: the grid so far, how many of how many are done.
+    /// A token was generated (one for every candidate): the first candidate's grid so
+    /// far, how many of how many are done.
     Token {
         grid: TokenGrid,
         done: usize,
         total: usize,
     },
-    /// The picture as it would look with the tokens so far.
+    /// The first candidate's picture as it would look with the tokens so far (the
+    /// first preview right after the pass over the known tokens).
     Preview(RgbImage),
-    /// A grid of ImageBART's refinement (every one, for the trajectory): which cycle,
-    /// which chain level (`T` just diffused, 0 denoised), and the picture with it.
+    /// A grid of the first candidate's ImageBART refinement (every one, for the
+    /// trajectory): which cycle, which chain level (`T` just diffused, 0 denoised),
+    /// and the picture with it.
     Stage {
         cycle: usize,
         level: usize,

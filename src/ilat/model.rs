@@ -277,30 +277,31 @@ impl Ilat {
         self.head.forward(targets)
     }
 
-    /// Runs rows against the cache (see [`Transformer::forward_cached`]) and returns
-    /// the logits of the last row.
+    /// Runs rows of `B` sequences against the cache (see
+    /// [`Transformer::forward_cached`]) and returns the logits of each one's last row.
     ///
     /// # Shapes
-    /// - rows: `[1, t, D]`; positions: the rows' sequence indices (`t` of them); mask:
-    ///   `[1, H, t, T_cached + t]` (`true` = blocked)
-    /// - output: `[vocab]`
+    /// - rows: `[B, t, D]`; positions: the rows' sequence indices (`t` of them); mask:
+    ///   `[1 or B, H, t, T_cached + t]` (`true` = blocked)
+    /// - output: `[B, vocab]`
     pub fn step(
         &self,
         rows: Tensor<3>,
         positions: &[usize],
         mask: Option<Tensor<4, Bool>>,
         cache: &mut KvCache,
-    ) -> Tensor<1> {
+    ) -> Tensor<2> {
         let device = rows.device();
         let t = positions.len();
         let positions = Tensor::<1, Int>::from_data(
             TensorData::new(positions.iter().map(|&p| p as i64).collect(), [t]),
             &device,
         );
+        let batch = rows.dims()[0];
         let hidden = self
             .transformer
             .forward_cached(rows, positions, mask, cache, None);
-        self.head.forward(hidden).reshape([self.vocab])
+        self.head.forward(hidden).reshape([batch, self.vocab])
     }
 
     /// Attention heads, the second axis of every mask.

@@ -8,8 +8,6 @@
 //! whose output predicts a kept token (it holds the last masked token of a run) rides
 //! along with the next needed row.
 
-use std::ops::ControlFlow;
-
 use burn::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -17,7 +15,9 @@ use rand::rngs::StdRng;
 use super::mask::{causal_positions, network_mask};
 use super::model::{Embedded, Guide, Ilat};
 use crate::nn::transformer::KvCache;
-use crate::tokens::decode::{self, CachedModel, DecodeError, Pending, Plan, blocked_tensor};
+use crate::tokens::decode::{
+    self, CachedModel, DecodeError, OnToken, Pending, Plan, blocked_tensor,
+};
 use crate::tokens::objective::shift_right;
 use crate::tokens::sampling::{Sampling, draw};
 
@@ -30,32 +30,34 @@ pub enum Order {
     Full,
 }
 
-/// Generates tokens of `tokens` (a raster grid) where `token_mask` says so, in `order`.
-/// After each new token `on_token(grid, position)` is called with the grid so far; it
-/// may stop the sampler by returning `Break`.
+/// Generates tokens of `tokens` (a raster grid) where `token_mask` says so, in `order`,
+/// for `candidates` candidates at once: candidate k draws as a lone run with seed
+/// `sampling.seed + k` would. After each step `on_token(grids, position)` is called
+/// with every candidate's grid so far; it may stop the sampler by returning `Break`.
 ///
-/// The guide is one sequence's (batch 1) and of the model's kind.
+/// The guide is one sequence's (batch 1) and of the model's kind; every candidate
+/// shares it, and shares the first pass over the known tokens.
 pub fn sample(
     model: &Ilat,
-    tokens: &[usize],
-    token_mask: &[bool],
+    (tokens, token_mask): (&[usize], &[bool]),
     guide: Guide,
     order: Order,
-    sampling: &Sampling,
-    on_token: &mut dyn FnMut(&[usize], usize) -> ControlFlow<()>,
-) -> Result<Vec<usize>, DecodeError> {
-    let mut grid = tokens.to_vec();
+    (sampling, candidates): (&Sampling, usize),
+    on_token: &mut OnToken<'_>,
+) -> Result<Vec<Vec<usize>>, DecodeError> {
+    let candidates = candidates.max(1);
+    let mut grids = vec![tokens.to_vec(); candidates];
     let Some(first) = token_mask.iter().position(|&m| m) else {
-        return Ok(grid);
+        return Ok(grids);
     };
-    let mut rng = StdRng::seed_from_u64(sampling.seed);
+    let mut rngs = decode::candidate_rngs(sampling.seed, candidates);
     let device = guide.device();
     // The guidance and the whole sequence embedded once (the first pass takes its rows
     // from it; the rows built one by one later reuse the guidance).
     let guide = model.embed_guide(guide);
-    let ids: Vec<i64> = grid.iter().map(|&t| t as i64).collect();
+    let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
     let inputs = shift_right(&ids, model.start_token() as i64);
-    let inputs = Tensor::<2, Int>::from_data(TensorData::new(inputs, [1, grid.len()]), &device);
+    let inputs = Tensor::<2, Int>::from_data(TensorData::new(inputs, [1, tokens.len()]), &device);
     let sequence = model.embed(inputs, &guide);
     let decoder = IlatDecoder {
         model,
@@ -65,8 +67,8 @@ pub fn sample(
         token_mask,
     };
     let plan = plan(order, token_mask, model.conditions(), first);
-    decode::decode(&decoder, &mut grid, plan, sampling, &mut rng, on_token)?;
-    Ok(grid)
+    decode::decode(&decoder, &mut grids, plan, sampling, &mut rngs, on_token)?;
+    Ok(grids)
 }
 
 /// iLAT as the shared decode sees it: one sequence's embedding and guidance.
@@ -80,7 +82,8 @@ struct IlatDecoder<'a> {
 }
 
 impl CachedModel for IlatDecoder<'_> {
-    fn first_pass(&self, rows: &[usize], _grid: &[usize], cache: &mut KvCache) -> Tensor<1> {
+    /// Runs once: the first pass reads only tokens every candidate shares.
+    fn first_pass(&self, rows: &[usize], grids: &[Vec<usize>], cache: &mut KvCache) -> Tensor<2> {
         let device = self.device();
         let picked = rows.iter().map(|&row| row as i64).collect::<Vec<_>>();
         let picked = Tensor::<1, Int>::from_data(TensorData::new(picked, [rows.len()]), &device);
@@ -93,17 +96,30 @@ impl CachedModel for IlatDecoder<'_> {
             self.model.heads(),
             &device,
         );
-        self.model.step(embedded, rows, mask, cache)
+        let logits = self.model.step(embedded, rows, mask, cache);
+        let n = grids.len();
+        if n > 1 {
+            *cache = std::mem::take(cache).repeat(n);
+        }
+        let vocab = logits.dims()[1];
+        logits.expand([n, vocab])
     }
 
-    fn next_rows(&self, pending: Pending<'_>, cache: &mut KvCache) -> Tensor<1> {
+    fn next_rows(&self, pending: Pending<'_>, cache: &mut KvCache) -> Tensor<2> {
         let conditions = self.model.conditions();
-        let embedded: Vec<Tensor<3>> = pending
-            .rows
+        let candidates: Vec<Tensor<3>> = pending
+            .grids
             .iter()
-            .map(|&row| sequence_row(self.model, pending.grid, conditions, row, &self.guide))
+            .map(|grid| {
+                let rows = pending
+                    .rows
+                    .iter()
+                    .map(|&row| sequence_row(self.model, grid, conditions, row, &self.guide))
+                    .collect();
+                Tensor::cat(rows, 1)
+            })
             .collect();
-        let rows = Tensor::cat(embedded, 1);
+        let rows = Tensor::cat(candidates, 0);
         self.model.step(rows, pending.rows, pending.mask, cache)
     }
 
@@ -222,6 +238,7 @@ pub fn sample_recomputed(
 mod tests {
     use super::*;
     use crate::ilat::model::{GuideKind, IlatConfig, SketchInput};
+    use std::ops::ControlFlow;
 
     fn setup(config: IlatConfig) -> (Ilat, Vec<usize>, Vec<bool>, Guide) {
         let device = Device::flex();
@@ -235,6 +252,26 @@ mod tests {
 
     fn sketched() -> (Ilat, Vec<usize>, Vec<bool>, Guide) {
         setup(IlatConfig::tiny(24, SketchInput::Aligned))
+    }
+
+    /// One candidate's grid, every token reported to `on_token`.
+    fn alone(
+        model: &Ilat,
+        (tokens, token_mask): (&[usize], &[bool]),
+        guide: Guide,
+        order: Order,
+        sampling: &Sampling,
+        on_token: &mut OnToken<'_>,
+    ) -> Result<Vec<usize>, DecodeError> {
+        let mut grids = sample(
+            model,
+            (tokens, token_mask),
+            guide,
+            order,
+            (sampling, 1),
+            on_token,
+        )?;
+        Ok(grids.remove(0))
     }
 
     #[test]
@@ -253,10 +290,9 @@ mod tests {
             let name = format!("{:?} {:?}", config.guidance, config.sketch);
             let (model, tokens, token_mask, guide) = setup(config);
             for order in [Order::Local, Order::Full] {
-                let cached = sample(
+                let cached = alone(
                     &model,
-                    &tokens,
-                    &token_mask,
+                    (&tokens, &token_mask),
                     guide.clone(),
                     order,
                     &sampling,
@@ -282,10 +318,9 @@ mod tests {
         let (model, tokens, token_mask, guide) = sketched();
         let sampling = Sampling::default();
         let mut seen = Vec::new();
-        let local = sample(
+        let local = alone(
             &model,
-            &tokens,
-            &token_mask,
+            (&tokens, &token_mask),
             guide.clone(),
             Order::Local,
             &sampling,
@@ -302,10 +337,9 @@ mod tests {
             }
         }
         let mut count = 0;
-        sample(
+        alone(
             &model,
-            &tokens,
-            &token_mask,
+            (&tokens, &token_mask),
             guide,
             Order::Full,
             &sampling,
@@ -322,10 +356,9 @@ mod tests {
     fn the_caller_can_cancel_between_tokens() {
         let (model, tokens, token_mask, guide) = sketched();
         let mut calls = 0;
-        let result = sample(
+        let result = alone(
             &model,
-            &tokens,
-            &token_mask,
+            (&tokens, &token_mask),
             guide,
             Order::Local,
             &Sampling::default(),
@@ -340,5 +373,63 @@ mod tests {
         );
         assert!(matches!(result, Err(DecodeError::Cancelled)));
         assert_eq!(calls, 2);
+    }
+
+    /// Candidate k of a batch draws the tokens the same seed draws alone: the batch
+    /// shares the first pass and runs each step's rows together, but every candidate
+    /// keeps its own random stream. Batched products may round differently from
+    /// single-row ones and flip a near-tie; over these 3 candidates x 2 orders x 4
+    /// seeds none may differ in more than one token.
+    #[test]
+    fn candidate_k_of_a_batch_draws_what_its_seed_draws_alone() {
+        let (model, tokens, token_mask, guide) = sketched();
+        let mut flipped = 0;
+        for seed in [1, 7, 40, 99] {
+            let sampling = Sampling {
+                top_k: 8,
+                temperature: 1.0,
+                seed,
+            };
+            for order in [Order::Local, Order::Full] {
+                let mut heard = 0;
+                let batch = sample(
+                    &model,
+                    (&tokens, &token_mask),
+                    guide.clone(),
+                    order,
+                    (&sampling, 3),
+                    &mut |grids, _| {
+                        assert_eq!(grids.len(), 3);
+                        heard += 1;
+                        ControlFlow::Continue(())
+                    },
+                )
+                .expect("not cancelled");
+                assert!(heard > 0);
+                for (k, grid) in batch.iter().enumerate() {
+                    let single = Sampling {
+                        seed: seed + k as u64,
+                        ..sampling
+                    };
+                    let by_itself = alone(
+                        &model,
+                        (&tokens, &token_mask),
+                        guide.clone(),
+                        order,
+                        &single,
+                        &mut |_, _| ControlFlow::Continue(()),
+                    )
+                    .expect("not cancelled");
+                    let differ = grid.iter().zip(&by_itself).filter(|(a, b)| a != b).count();
+                    assert!(
+                        differ <= 1,
+                        "seed {seed} candidate {k} {order:?}: {differ} tokens"
+                    );
+                    flipped += differ;
+                }
+                assert_ne!(batch[0], batch[1], "two seeds, two candidates");
+            }
+        }
+        assert!(flipped <= 2, "{flipped} tokens flipped in 24 candidates");
     }
 }

@@ -125,24 +125,25 @@ impl Reverse {
         self.head.forward(hidden)
     }
 
-    /// Runs decoder rows (input ids at `positions`) against the cache and returns the
-    /// logits of the last row.
+    /// Runs decoder rows of `B` sequences (each one's input ids at `positions`)
+    /// against the cache and returns the logits of each one's last row.
     ///
     /// # Shapes
-    /// - memory: `[1, N, D]`; mask: `[1, H, t, T_cached + t]`
-    /// - output: `[vocab]`
+    /// - inputs: `B` rows of `t` ids; memory: `[B, N, D]`; mask: `[1 or B, H, t,
+    ///   T_cached + t]`
+    /// - output: `[B, vocab]`
     pub fn step(
         &self,
-        inputs: &[usize],
+        inputs: &[Vec<usize>],
         positions: &[usize],
         mask: Option<Tensor<4, Bool>>,
         cache: &mut KvCache,
         memory: Option<&Tensor<3>>,
-    ) -> Tensor<1> {
+    ) -> Tensor<2> {
         let device = self.head.weight.val().device();
-        let t = inputs.len();
+        let (b, t) = (inputs.len(), positions.len());
         let ids = Tensor::<2, Int>::from_data(
-            TensorData::new(inputs.iter().map(|&i| i as i64).collect(), [1, t]),
+            TensorData::new(inputs.iter().flatten().map(|&i| i as i64).collect(), [b, t]),
             &device,
         );
         let positions = Tensor::<1, Int>::from_data(
@@ -152,7 +153,7 @@ impl Reverse {
         let hidden =
             self.decoder
                 .forward_cached(self.tokens.forward(ids), positions, mask, cache, memory);
-        self.head.forward(hidden).reshape([self.vocab])
+        self.head.forward(hidden).reshape([b, self.vocab])
     }
 
     /// Attention heads of the decoder (the second axis of its masks).

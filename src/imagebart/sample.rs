@@ -14,26 +14,31 @@ use crate::nn::transformer::{KvCache, causal_mask};
 use crate::tokens::decode::{self, CachedModel, DecodeError, Pending, Plan, proceed};
 use crate::tokens::sampling::Sampling;
 
-/// Tokens fixed during a masked step: where `free` is false, `x_{t−1}` is `known`.
+/// Tokens fixed during a masked step: where `free` is false, candidate k's `x_{t−1}` is
+/// `tokens[k]`.
 #[derive(Debug, Clone, Copy)]
 pub struct Known<'a> {
-    pub tokens: &'a [usize],
+    pub tokens: &'a [Vec<usize>],
     pub free: &'a [bool],
 }
 
-/// One reverse step: draws `x_{t−1}` given `x_t` (a raster grid), token by token;
-/// where `known` fixes a token it is taken, not drawn (the decoder still reads it).
-pub fn reverse_step(
+/// One reverse step of every candidate: draws each `x_{t−1}` given its `x_t` (raster
+/// grids), token by token, candidate k with `rngs[k]`, in one batch; where `known`
+/// fixes a token it is taken, not drawn (the decoder still reads it).
+pub fn reverse_step<R: Rng>(
     model: &Reverse,
-    x_t: &[usize],
+    x_t: &[Vec<usize>],
     known: Option<Known<'_>>,
     sampling: &Sampling,
-    rng: &mut impl Rng,
-) -> Result<Vec<usize>, DecodeError> {
+    rngs: &mut [R],
+) -> Result<Vec<Vec<usize>>, DecodeError> {
     let device = model_device(model);
-    let n = x_t.len();
+    let (candidates, n) = (x_t.len(), x_t.first().map_or(0, Vec::len));
     let ids = Tensor::<2, Int>::from_data(
-        TensorData::new(x_t.iter().map(|&t| t as i64).collect(), [1, n]),
+        TensorData::new(
+            x_t.iter().flatten().map(|&t| t as i64).collect(),
+            [candidates, n],
+        ),
         &device,
     );
     let decoder = ReverseDecoder {
@@ -42,9 +47,9 @@ pub fn reverse_step(
         device,
     };
     let free = |p: usize| known.is_none_or(|k| k.free[p]);
-    let mut out: Vec<usize> = match known {
+    let mut out: Vec<Vec<usize>> = match known {
         Some(k) => k.tokens.to_vec(),
-        None => vec![0; n],
+        None => vec![vec![0; n]; candidates],
     };
     let Some(first) = (0..n).find(|&p| free(p)) else {
         return Ok(out);
@@ -56,12 +61,13 @@ pub fn reverse_step(
         first_target: Some(first),
         rows: (first + 1..n).map(|p| (p, free(p).then_some(p))).collect(),
     };
-    let mut ignore = |_: &[usize], _| ControlFlow::Continue(());
-    decode::decode(&decoder, &mut out, plan, sampling, rng, &mut ignore)?;
+    let mut ignore = |_: &[Vec<usize>], _| ControlFlow::Continue(());
+    decode::decode(&decoder, &mut out, plan, sampling, rngs, &mut ignore)?;
     Ok(out)
 }
 
-/// A reverse step as the shared decode sees it: the decoder with `x_t` encoded.
+/// A reverse step as the shared decode sees it: the decoder with every candidate's
+/// `x_t` encoded.
 struct ReverseDecoder<'a> {
     model: &'a Reverse,
     memory: Option<Tensor<3>>,
@@ -69,17 +75,24 @@ struct ReverseDecoder<'a> {
 }
 
 impl CachedModel for ReverseDecoder<'_> {
-    fn first_pass(&self, rows: &[usize], grid: &[usize], cache: &mut KvCache) -> Tensor<1> {
+    /// Runs for every candidate: each reads its own `x_t` through the memory.
+    fn first_pass(&self, rows: &[usize], grids: &[Vec<usize>], cache: &mut KvCache) -> Tensor<2> {
         let heads = self.model.heads();
         let mask = (rows.len() > 1).then(|| causal_mask(1, heads, rows.len(), &self.device));
-        self.next_rows(Pending { rows, grid, mask }, cache)
+        self.next_rows(Pending { rows, grids, mask }, cache)
     }
 
-    fn next_rows(&self, pending: Pending<'_>, cache: &mut KvCache) -> Tensor<1> {
-        let inputs: Vec<usize> = pending
-            .rows
+    fn next_rows(&self, pending: Pending<'_>, cache: &mut KvCache) -> Tensor<2> {
+        let inputs: Vec<Vec<usize>> = pending
+            .grids
             .iter()
-            .map(|&p| input_at(self.model, pending.grid, p))
+            .map(|grid| {
+                pending
+                    .rows
+                    .iter()
+                    .map(|&p| input_at(self.model, grid, p))
+                    .collect()
+            })
             .collect();
         let memory = self.memory.as_ref();
         self.model
@@ -111,14 +124,14 @@ fn model_device(model: &Reverse) -> Device {
         .unwrap_or_else(Device::flex)
 }
 
-/// One grid of a refinement's trajectory.
+/// The grids of a refinement's trajectory at one point, one per candidate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stage {
     /// Which cycle (from 0).
     pub cycle: usize,
-    /// The chain level the grid is at (`T` after diffusing, 0 when denoised).
+    /// The chain level the grids are at (`T` after diffusing, 0 when denoised).
     pub level: usize,
-    pub grid: Vec<usize>,
+    pub grids: Vec<Vec<usize>>,
 }
 
 /// The level every refinement cycle after the first diffuses to: the lowest, which
@@ -133,30 +146,35 @@ pub struct Chain<'a> {
 }
 
 impl Chain<'_> {
-    /// The masked forward-backward process (App. A.3). The first cycle starts the
-    /// `free` tokens of the grid as random codes (`x_T`) and denoises them level by
-    /// level; every later cycle diffuses them to level [`REFINE_LEVEL`] only and
-    /// denoises that level again, so a cycle keeps part of the sample and redraws the
-    /// rest in view of everything around it, and the sample settles (diffusing to `T`
-    /// every cycle would draw independent samples, as a left-to-right model does).
-    /// Every other token never changes. `on_stage` sees each grid and may cancel.
-    /// Returns the final grid.
-    pub fn refine(
+    /// The masked forward-backward process (App. A.3), for one candidate per random
+    /// stream in `rngs`, advancing together. The first cycle starts the `free` tokens
+    /// of the grid as random codes (`x_T`) and denoises them level by level; every
+    /// later cycle diffuses them to level [`REFINE_LEVEL`] only and denoises that
+    /// level again, so a cycle keeps part of the sample and redraws the rest in view
+    /// of everything around it, and the sample settles (diffusing to `T` every cycle
+    /// would draw independent samples, as a left-to-right model does). Every other
+    /// token never changes. `on_stage` sees each stage and may cancel. Returns each
+    /// candidate's final grid.
+    pub fn refine<R: Rng>(
         &self,
         grid: &[usize],
         free: &[bool],
         (cycles, sampling): (usize, &Sampling),
-        rng: &mut impl Rng,
+        rngs: &mut [R],
         on_stage: &mut dyn FnMut(&Stage) -> ControlFlow<()>,
-    ) -> Result<Vec<usize>, DecodeError> {
-        let mut x_0 = grid.to_vec();
+    ) -> Result<Vec<Vec<usize>>, DecodeError> {
+        let mut x_0 = vec![grid.to_vec(); rngs.len()];
         for cycle in 0..cycles {
             let top = self.start_level(cycle);
-            let mut x = self.schedule.diffuse(&x_0, top, Some(free), rng);
+            let mut x: Vec<Vec<usize>> = x_0
+                .iter()
+                .zip(rngs.iter_mut())
+                .map(|(x, rng)| self.schedule.diffuse(x, top, Some(free), rng))
+                .collect();
             report(on_stage, cycle, top, &x)?;
             for t in (1..=top).rev() {
                 let known = Known { tokens: &x_0, free };
-                x = reverse_step(&self.models[t - 1], &x, Some(known), sampling, rng)?;
+                x = reverse_step(&self.models[t - 1], &x, Some(known), sampling, rngs)?;
                 report(on_stage, cycle, t - 1, &x)?;
             }
             x_0 = x;
@@ -172,24 +190,30 @@ impl Chain<'_> {
         }
     }
 
-    /// How many grids a refinement of `cycles` reports.
+    /// How many stages a refinement of `cycles` reports.
     pub fn stages(&self, cycles: usize) -> usize {
         (0..cycles).map(|c| self.start_level(c) + 1).sum()
     }
 
     /// A sample of the whole chain: `x_T` uniform noise, then every reverse step.
-    pub fn sample(
+    pub fn sample<R: Rng>(
         &self,
         tokens: usize,
         sampling: &Sampling,
-        rng: &mut impl Rng,
+        rng: &mut R,
     ) -> Result<Vec<usize>, DecodeError> {
         let codes = self.schedule.codes;
-        let mut x: Vec<usize> = (0..tokens).map(|_| rng.random_range(0..codes)).collect();
+        let mut x = vec![(0..tokens).map(|_| rng.random_range(0..codes)).collect()];
         for t in (1..=self.schedule.steps()).rev() {
-            x = reverse_step(&self.models[t - 1], &x, None, sampling, rng)?;
+            x = reverse_step(
+                &self.models[t - 1],
+                &x,
+                None,
+                sampling,
+                std::slice::from_mut(rng),
+            )?;
         }
-        Ok(x)
+        Ok(x.pop().unwrap_or_default())
     }
 }
 
@@ -197,12 +221,12 @@ fn report(
     on_stage: &mut dyn FnMut(&Stage) -> ControlFlow<()>,
     cycle: usize,
     level: usize,
-    grid: &[usize],
+    grids: &[Vec<usize>],
 ) -> Result<(), DecodeError> {
     let stage = Stage {
         cycle,
         level,
-        grid: grid.to_vec(),
+        grids: grids.to_vec(),
     };
     proceed(on_stage(&stage))
 }
@@ -241,13 +265,13 @@ mod tests {
                     &grid,
                     &free,
                     (2, &Sampling::default()),
-                    &mut rng,
+                    std::slice::from_mut(&mut rng),
                     &mut |stage| {
                         stages += 1;
                         for p in 0..16 {
                             if !free[p] {
                                 assert_eq!(
-                                    stage.grid[p], grid[p],
+                                    stage.grids[0][p], grid[p],
                                     "level {} token {p}",
                                     stage.level
                                 );
@@ -262,8 +286,38 @@ mod tests {
                 (3 + 2, 3 + 2),
                 "the first cycle: the noise and two denoised grids; the next: one of each"
             );
-            assert_eq!(out.len(), 16);
+            assert_eq!((out.len(), out[0].len()), (1, 16));
         }
+    }
+
+    /// Candidate k of a refinement of 3 is the refinement with seed k alone (up to a
+    /// near-tie flipped by batched rounding: at most one token each).
+    #[test]
+    fn a_batch_of_refinements_makes_what_each_seed_makes_alone() {
+        let device = Device::flex();
+        let (models, schedule) = chain(&device);
+        let chain = Chain {
+            models: &models,
+            schedule: &schedule,
+        };
+        let grid: Vec<usize> = (0..16).map(|i| i * 7 % 10).collect();
+        let free: Vec<bool> = (0..16).map(|i| i % 3 != 0).collect();
+        let mut continue_ = |_: &Stage| ControlFlow::Continue(());
+        let sampling = (2, &Sampling::default());
+        let mut rngs = crate::tokens::decode::candidate_rngs(30, 3);
+        let batch = chain
+            .refine(&grid, &free, sampling, &mut rngs, &mut continue_)
+            .expect("not cancelled");
+        for (k, together) in batch.iter().enumerate() {
+            let mut rng = crate::tokens::decode::candidate_rngs(30 + k as u64, 1);
+            let alone = chain
+                .refine(&grid, &free, sampling, &mut rng, &mut continue_)
+                .expect("not cancelled")
+                .remove(0);
+            let differ = together.iter().zip(&alone).filter(|(a, b)| a != b).count();
+            assert!(differ <= 1, "candidate {k}: {differ} tokens");
+        }
+        assert_ne!(batch[0], batch[1]);
     }
 
     #[test]
@@ -277,7 +331,15 @@ mod tests {
             ..Sampling::default()
         };
         let mut rng = StdRng::seed_from_u64(0);
-        let out = reverse_step(model, &x_t, None, &greedy, &mut rng).expect("decoded");
+        let out = reverse_step(
+            model,
+            std::slice::from_ref(&x_t),
+            None,
+            &greedy,
+            std::slice::from_mut(&mut rng),
+        )
+        .expect("decoded")
+        .remove(0);
         // Teacher forcing the decoded grid must make each position's argmax the token.
         let inputs: Vec<i64> = (0..16).map(|p| input_at(model, &out, p) as i64).collect();
         let inputs = Tensor::<2, Int>::from_data(TensorData::new(inputs, [1, 16]), &device);

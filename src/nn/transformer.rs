@@ -124,6 +124,22 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// The cache of one sequence made the cache of `n` sequences that share its rows
+    /// (the context pass of `n` candidates, run once).
+    pub fn repeat(self, n: usize) -> Self {
+        let repeat = |pairs: Vec<(Tensor<4>, Tensor<4>)>| {
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.repeat_dim(0, n), v.repeat_dim(0, n)))
+                .collect()
+        };
+        Self {
+            layers: repeat(self.layers),
+            memory: repeat(self.memory),
+            len: self.len,
+        }
+    }
 }
 
 impl Transformer {

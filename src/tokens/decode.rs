@@ -6,25 +6,35 @@
 //! output predicts nothing wanted (it holds a known token) is needed only for its keys
 //! and values, so it *rides along* with the next row that predicts a wanted token.
 //! Each wanted token therefore costs exactly one cached step.
+//!
+//! Several *candidates* of one job decode together: every step runs one row of each
+//! (a batch of N rows costs about what one row does on this CPU: the step is bound by
+//! reading the weights), and candidate k draws with its own random stream, so it is the
+//! same picture whether it was made alone or beside others (up to the rounding of
+//! batched products; `tests` count how often that flips a draw).
 
 use std::ops::ControlFlow;
 
 use burn::prelude::*;
 use burn::tensor::TensorReadError;
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
-use super::sampling::{Sampling, draw};
+use super::sampling::{Sampling, choose};
 use crate::nn::transformer::KvCache;
 
-/// A token model seen by the decode: it embeds the rows it is asked for and runs them
-/// against the cache.
+/// A token model seen by the decode: it embeds the rows it is asked for, for every
+/// candidate, and runs them against the cache.
 pub trait CachedModel {
-    /// Runs the first pass over sequence rows `rows` of `grid` (under whatever mask the
-    /// model's order needs among them); returns the logits of the last row.
-    fn first_pass(&self, rows: &[usize], grid: &[usize], cache: &mut KvCache) -> Tensor<1>;
+    /// Runs the first pass over sequence rows `rows` of every candidate's grid (under
+    /// whatever mask the model's order needs among them); returns the logits of each
+    /// candidate's last row, `[N, vocab]`. A model whose first pass is the same for
+    /// every candidate runs it once and shares the cache.
+    fn first_pass(&self, rows: &[usize], grids: &[Vec<usize>], cache: &mut KvCache) -> Tensor<2>;
 
-    /// Runs new rows against the cache; returns the logits of the last one.
-    fn next_rows(&self, rows: Pending<'_>, cache: &mut KvCache) -> Tensor<1>;
+    /// Runs new rows of every candidate against the cache; returns the logits of each
+    /// candidate's last one, `[N, vocab]`.
+    fn next_rows(&self, rows: Pending<'_>, cache: &mut KvCache) -> Tensor<2>;
 
     /// Attention heads (the second axis of every mask).
     fn heads(&self) -> usize;
@@ -37,11 +47,16 @@ pub trait CachedModel {
 pub struct Pending<'a> {
     /// Their sequence rows.
     pub rows: &'a [usize],
-    /// The grid as drawn so far (a row's input is a token of it).
-    pub grid: &'a [usize],
-    /// What they may see of each other (none: a single row sees everything cached).
+    /// Each candidate's grid as drawn so far (a row's input is a token of it).
+    pub grids: &'a [Vec<usize>],
+    /// What they may see of each other, for every candidate alike (none: a single
+    /// row sees everything cached).
     pub mask: Option<Tensor<4, Bool>>,
 }
+
+/// What hears of every step: each candidate's grid so far and the position just drawn;
+/// `Break` stops the decode.
+pub type OnToken<'a> = dyn FnMut(&[Vec<usize>], usize) -> ControlFlow<()> + 'a;
 
 /// Which rows a decode runs, in which order, and what each predicts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,22 +81,24 @@ pub enum DecodeError {
     Read(#[from] TensorReadError),
 }
 
-/// Runs `plan` over `grid`, writing each drawn token into it. After each token
-/// `on_token(grid, position)` hears of it and may stop the decode with `Break`.
-pub fn decode(
+/// Runs `plan` over every candidate's grid, writing each drawn token into it;
+/// candidate k draws with `rngs[k]`. After each step `on_token(grids, position)`
+/// hears of the token every candidate drew at `position` and may stop the decode with
+/// `Break`.
+pub fn decode<R: Rng>(
     model: &impl CachedModel,
-    grid: &mut [usize],
+    grids: &mut [Vec<usize>],
     plan: Plan,
     sampling: &Sampling,
-    rng: &mut impl Rng,
-    on_token: &mut dyn FnMut(&[usize], usize) -> ControlFlow<()>,
+    rngs: &mut [R],
+    on_token: &mut OnToken<'_>,
 ) -> Result<(), DecodeError> {
     let mut cache = KvCache::default();
     if !plan.first_pass.is_empty() {
-        let logits = model.first_pass(&plan.first_pass, grid, &mut cache);
+        let logits = model.first_pass(&plan.first_pass, grids, &mut cache);
         if let Some(target) = plan.first_target {
-            grid[target] = draw(logits, sampling, rng)?;
-            proceed(on_token(grid, target))?;
+            draw_each(logits, grids, target, sampling, rngs)?;
+            proceed(on_token(grids, target))?;
         }
     }
     let device = model.device();
@@ -94,15 +111,40 @@ pub fn decode(
         let mask = pending_mask(pending.len(), cache.len(), model.heads(), &device);
         let rows = Pending {
             rows: &pending,
-            grid,
+            grids,
             mask,
         };
         let logits = model.next_rows(rows, &mut cache);
         pending.clear();
-        grid[target] = draw(logits, sampling, rng)?;
-        proceed(on_token(grid, target))?;
+        draw_each(logits, grids, target, sampling, rngs)?;
+        proceed(on_token(grids, target))?;
     }
     Ok(())
+}
+
+/// Candidate k's token at `target` from row k of `logits` (`[N, vocab]`, read back
+/// once), drawn with `rngs[k]`.
+fn draw_each<R: Rng>(
+    logits: Tensor<2>,
+    grids: &mut [Vec<usize>],
+    target: usize,
+    sampling: &Sampling,
+    rngs: &mut [R],
+) -> Result<(), DecodeError> {
+    let vocab = logits.dims()[1];
+    let values = logits.try_into_vec_as::<f32>()?;
+    for ((grid, rng), row) in grids.iter_mut().zip(rngs).zip(values.chunks(vocab)) {
+        grid[target] = choose(row, sampling, rng);
+    }
+    Ok(())
+}
+
+/// The random streams of `n` candidates from `seed`: candidate k's is seed `seed + k`'s,
+/// the stream it would draw with alone at that seed.
+pub fn candidate_rngs(seed: u64, n: usize) -> Vec<StdRng> {
+    (0..n as u64)
+        .map(|k| StdRng::seed_from_u64(seed.wrapping_add(k)))
+        .collect()
 }
 
 /// A caller's answer as a result.
