@@ -27,6 +27,19 @@ pub struct Backend {
     pub device: Device,
     /// E.g. "cpu (burn-flex)" or "gpu: NVIDIA … (Vulkan)".
     pub name: String,
+    /// Whether it is a GPU (which can fail at run time, and then gives way to the CPU).
+    pub gpu: bool,
+}
+
+impl Backend {
+    /// burn-flex on the CPU.
+    pub fn cpu() -> Self {
+        Self {
+            device: Device::flex(),
+            name: "cpu (burn-flex)".into(),
+            gpu: false,
+        }
+    }
 }
 
 /// No adapter where one was demanded.
@@ -39,9 +52,9 @@ pub struct NoGpu;
 /// Chooses the device once, and logs the choice.
 pub fn select(choice: BackendChoice) -> Result<Backend, NoGpu> {
     let backend = match choice {
-        BackendChoice::Cpu => cpu(),
+        BackendChoice::Cpu => Backend::cpu(),
         BackendChoice::Gpu => gpu(best_adapter(true).ok_or(NoGpu)?),
-        BackendChoice::Auto => best_adapter(false).map_or_else(cpu, gpu),
+        BackendChoice::Auto => best_adapter(false).map_or_else(Backend::cpu, gpu),
         #[cfg(feature = "bench-ndarray")]
         #[allow(deprecated)] // burn-ndarray is measured here, not used
         BackendChoice::Ndarray => Backend {
@@ -54,17 +67,11 @@ pub fn select(choice: BackendChoice) -> Result<Backend, NoGpu> {
                     ""
                 }
             ),
+            gpu: false,
         },
     };
     tracing::info!("compute backend: {}", backend.name);
     Ok(backend)
-}
-
-fn cpu() -> Backend {
-    Backend {
-        device: Device::flex(),
-        name: "cpu (burn-flex)".into(),
-    }
 }
 
 /// An adapter and how burn addresses it.
@@ -77,6 +84,7 @@ fn gpu(adapter: Adapter) -> Backend {
     Backend {
         device: Device::wgpu(adapter.kind),
         name: format!("gpu: {} ({:?})", adapter.info.name, adapter.info.backend),
+        gpu: true,
     }
 }
 

@@ -77,6 +77,9 @@ pub enum Command {
 pub enum Event {
     /// The engine could not start (no model, no device); no job will run.
     Unavailable(String),
+    /// The GPU failed during a job, which ran again on the CPU; every later job runs
+    /// there too. Says what failed, once.
+    FellBack(String),
     /// A token was generated.
     Token {
         id: u64,
@@ -116,7 +119,7 @@ impl Event {
     /// The job the event belongs to, if any.
     pub fn job(&self) -> Option<u64> {
         match self {
-            Event::Unavailable(_) => None,
+            Event::Unavailable(_) | Event::FellBack(_) => None,
             Event::Token { id, .. }
             | Event::Preview { id, .. }
             | Event::Candidate { id, .. }
@@ -271,7 +274,16 @@ fn serve(mut engine: Engine, inbox: &Receiver<Command>, latest: &AtomicU64, send
         };
         let start = Instant::now();
         let job = Job { id, latest, send };
-        let outcome = candidate_results(&mut engine, &request, candidates, &job);
+        let mut outcome = candidate_results(&mut engine, &request, candidates, &job);
+        if let Err(err @ (EngineError::Failed(_) | EngineError::Device(_))) = &outcome {
+            let from = engine.backend().name.clone();
+            if engine.fall_back_to_cpu() {
+                send(Event::FellBack(format!(
+                    "{from} failed ({err}); running on the CPU from now on"
+                )));
+                outcome = candidate_results(&mut engine, &request, candidates, &job);
+            }
+        }
         send(match outcome {
             Ok(Some(image)) => Event::Finished {
                 id,

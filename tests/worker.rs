@@ -16,6 +16,18 @@ use tessera::ilat::model::{GuideKind, IlatConfig};
 use tessera::store;
 use tessera::worker::{Event, Request, Worker};
 
+/// An iLAT edit of `face` where `mask` is white, default sampling.
+fn ilat_edit(face: image::RgbImage, mask: GrayImage) -> Request {
+    Request::Edit(EditRequest {
+        image: face,
+        mask,
+        sketch: None,
+        method: Method::Ilat,
+        sampling: Sampling::default(),
+        cycles: DEFAULT_CYCLES,
+    })
+}
+
 #[test]
 fn a_burst_of_jobs_ends_with_the_last_ones_result_only() {
     let models = common::tiny_models("worker-burst");
@@ -74,7 +86,7 @@ fn a_burst_of_jobs_ends_with_the_last_ones_result_only() {
             Event::Cancelled { .. } => "cancelled",
             Event::Candidate { .. } | Event::Stage { .. } => continue,
             Event::Failed { error, .. } => panic!("job failed: {error}"),
-            Event::Unavailable(why) => panic!("no engine: {why}"),
+            Event::Unavailable(why) | Event::FellBack(why) => panic!("no engine: {why}"),
             Event::Token { id, .. } | Event::Preview { id, .. } => {
                 assert!(!ends.contains_key(id), "progress after the end of job {id}");
                 started.insert(*id);
@@ -119,15 +131,7 @@ fn a_job_of_three_candidates_reports_each_seed_then_the_first() {
         .expect("samples")
         .remove(0);
     let mask = GrayImage::from_fn(64, 64, |x, _| Luma([if x < 32 { 255 } else { 0 }]));
-    let request = Request::Edit(EditRequest {
-        image: face,
-        mask,
-        sketch: None,
-        method: Method::Ilat,
-        sampling: Sampling::default(),
-        cycles: DEFAULT_CYCLES,
-    });
-    worker.submit(request, 3);
+    worker.submit(ilat_edit(face, mask), 3);
     let mut candidates = Vec::new();
     loop {
         match worker.next_event(Duration::from_secs(120)) {
@@ -192,4 +196,48 @@ fn a_panic_inside_a_job_is_reported_and_the_next_job_runs() {
     }
     worker.submit(edit(Method::Taming), 1);
     assert!(matches!(end(&worker), Some(Event::Finished { .. })));
+}
+
+/// A GPU that fails during a job costs nothing: the job runs again on the CPU, the
+/// worker says so once, and later jobs run there from the start. The failure is real:
+/// an engine addressed to a GPU adapter that does not exist, as when a GPU goes away
+/// after the engine chose it.
+#[test]
+fn a_failing_gpu_gives_way_to_the_cpu_once() {
+    let models = common::tiny_models("worker-gpu-fails");
+    let worker = Worker::spawn(
+        move || {
+            let missing = tessera::backend::Backend {
+                device: Device::wgpu(burn::tensor::DeviceKind::DiscreteGpu(97)),
+                name: "gpu: an adapter that is gone".into(),
+                gpu: true,
+            };
+            Ok(Engine::on(&models, missing))
+        },
+        || {},
+    )
+    .expect("worker thread");
+    let face = load_folder(&common::sample_faces(), 64)
+        .expect("samples")
+        .remove(0);
+    let mask = GrayImage::from_fn(64, 64, |x, y| {
+        Luma([if x > 40 && y > 40 { 255 } else { 0 }])
+    });
+    let edit = ilat_edit(face, mask);
+    let mut notices = Vec::new();
+    for _ in 0..2 {
+        let id = worker.submit(edit.clone(), 2);
+        loop {
+            match worker.next_event(Duration::from_secs(300)) {
+                Some(Event::FellBack(why)) => notices.push(why),
+                Some(Event::Finished { id: done, .. }) if done == id => break,
+                Some(Event::Failed { error, .. }) => panic!("the job failed: {error}"),
+                Some(Event::Unavailable(why)) => panic!("no engine: {why}"),
+                Some(_) => {}
+                None => panic!("the worker went quiet"),
+            }
+        }
+    }
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(notices[0].contains("CPU"), "{}", notices[0]);
 }

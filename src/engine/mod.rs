@@ -81,11 +81,30 @@ pub struct Engine {
 impl Engine {
     /// Chooses the backend; models are read from `models_dir` when first needed.
     pub fn new(models_dir: &Path, choice: BackendChoice) -> Result<Self, EngineError> {
-        let backend = backend::select(choice)?;
-        Ok(Self {
+        Ok(Self::on(models_dir, backend::select(choice)?))
+    }
+
+    /// An engine on `backend`, models read from `models_dir` when first needed.
+    pub fn on(models_dir: &Path, backend: Backend) -> Self {
+        Self {
             models: ModelCache::new(models_dir, backend.device.clone()),
             backend,
-        })
+        }
+    }
+
+    /// Moves to the CPU after the GPU failed (the models load again there when next
+    /// needed); false when already on the CPU.
+    pub fn fall_back_to_cpu(&mut self) -> bool {
+        if !self.backend.gpu {
+            return false;
+        }
+        tracing::warn!(
+            "{} failed; running on the CPU from now on",
+            self.backend.name
+        );
+        let dir = self.models.dir().to_path_buf();
+        *self = Self::on(&dir, Backend::cpu());
+        true
     }
 
     /// The backend in use.

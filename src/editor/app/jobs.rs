@@ -13,6 +13,15 @@ use crate::worker::{Event, Request, Worker};
 const GALLERY: usize = 8;
 
 impl EditorApp {
+    /// The status after a job, with the note of a GPU that gave way to the CPU on the
+    /// way (said once).
+    fn finish_status(&mut self, text: String) {
+        self.status = match self.fell_back.take() {
+            Some(why) => format!("{text} ({why})"),
+            None => text,
+        };
+    }
+
     /// The Sample tool's controls: the generator, and interpolation between the faces of
     /// the seed and the next seed.
     pub(super) fn sample_controls(&mut self, ui: &mut egui::Ui) {
@@ -147,6 +156,7 @@ impl EditorApp {
                     self.status = format!("the models are not available: {why}");
                     self.job = None;
                 }
+                Event::FellBack(why) => self.fell_back = Some(why),
                 Event::Token { done, total, .. } => {
                     if let Some(job) = &mut self.job {
                         (job.done, job.total) = (done, total);
@@ -188,8 +198,9 @@ impl EditorApp {
                     if self.gallery {
                         self.choices = Strip::new(candidates, labels, None);
                         self.touched(PICTURE);
-                        self.status =
+                        let text =
                             format!("{} faces in {seconds:.2} s: click one", self.choices.len());
+                        self.finish_status(text);
                         continue;
                     }
                     self.choices = Strip::new(candidates, labels, Some(0));
@@ -208,7 +219,7 @@ impl EditorApp {
                     self.before = Some(before);
                     self.job = None;
                     let what = if repose { "repose" } else { "edit" };
-                    self.status = format!("{} {what} in {seconds:.2} s", self.method.name());
+                    self.finish_status(format!("{} {what} in {seconds:.2} s", self.method.name()));
                 }
                 Event::Failed { error, .. } => {
                     self.status = format!("the edit failed: {error}");

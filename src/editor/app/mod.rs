@@ -130,6 +130,8 @@ pub struct EditorApp {
     before: Option<RgbImage>,
     show_before: bool,
     status: String,
+    /// The GPU failed and the worker moved to the CPU: said in the next status.
+    fell_back: Option<String>,
     /// Whether the stroke in progress has been recorded in the history.
     stroke_recorded: bool,
     /// A scripted run, if one drives the editor.
@@ -167,6 +169,7 @@ impl EditorApp {
             before: None,
             show_before: false,
             status: "paint a mask over what to regenerate, then Generate (G)".into(),
+            fell_back: None,
             stroke_recorded: false,
             demo: None,
             file: ProjectFile::new("untitled", None),
