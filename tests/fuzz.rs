@@ -56,6 +56,7 @@ fn project_seed() -> Vec<u8> {
             live: false,
             show_mask: true,
             candidates: 1,
+            show_faces: true,
         },
     }
     .encode()

@@ -19,11 +19,17 @@ fn editor(tag: &str) -> Harness<'static, EditorApp> {
     let face = load_folder(&common::sample_faces(), 64)
         .expect("samples")
         .remove(1);
-    let app = EditorApp::new(face, common::tiny_models(tag), BackendChoice::Cpu);
+    editor_on(face, tag)
+}
+
+fn editor_on(picture: image::RgbImage, tag: &str) -> Harness<'static, EditorApp> {
+    let app = EditorApp::new(picture, common::tiny_models(tag), BackendChoice::Cpu);
     let mut harness = Harness::builder()
         .with_size(egui::vec2(800.0, 640.0))
         .build_ui_state(|ui, app: &mut EditorApp| app.ui(ui), app);
     harness.step();
+    // The editor first looks for the picture's faces; the tests start once it has.
+    wait_for_the_job(&mut harness);
     harness
 }
 
@@ -424,4 +430,42 @@ fn the_sample_tool_also_draws_from_imagebart_and_a_click_takes_one() {
     let picked = harness.state().document().image.clone();
     assert_ne!(picked, original);
     assert_eq!(picked.dimensions(), (64, 64));
+}
+
+#[test]
+fn the_faces_of_a_photo_are_found_and_a_dragged_eye_moves_as_one_undo_step() {
+    let photo = image::open(common::sample_faces().join("../faces_full/000910.jpg"))
+        .expect("sample photo")
+        .to_rgb8();
+    let mut harness = editor_on(photo, "gui-faces");
+    let start = Instant::now();
+    while harness.state().document().faces.is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(60), "no face found");
+        harness.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_for_the_job(&mut harness);
+    assert!(
+        harness.state().status().contains("1 face found"),
+        "{}",
+        harness.state().status()
+    );
+    let eye = harness.state().document().faces[0].points[0];
+    let at = harness.state().screen_point((eye[0], eye[1]));
+    drag(
+        &mut harness,
+        PointerButton::Primary,
+        at,
+        at + egui::vec2(12.0, 0.0),
+    );
+    let moved = harness.state().document().faces[0].points[0];
+    assert!(moved[0] > eye[0] + 1.0, "{eye:?} -> {moved:?}");
+    assert_eq!(
+        masked(harness.state()),
+        0,
+        "dragging a point paints nothing"
+    );
+    harness.key_press_modifiers(Modifiers::COMMAND, Key::Z);
+    harness.step();
+    assert_eq!(harness.state().document().faces[0].points[0], eye);
 }

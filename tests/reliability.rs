@@ -18,7 +18,7 @@ fn corpus() -> PathBuf {
 }
 
 /// What each corpus file must do: `Some(size)` load at that size, `None` be refused.
-const EXPECTED: [(&str, Option<(u32, u32)>); 18] = [
+const EXPECTED: [(&str, Option<(u32, u32)>); 21] = [
     ("rgb.png", Some((48, 32))),
     ("grey.png", Some((48, 32))),
     ("rgba.png", Some((48, 32))),
@@ -29,7 +29,10 @@ const EXPECTED: [(&str, Option<(u32, u32)>); 18] = [
     ("cmyk.jpg", Some((48, 32))),
     ("tiny-1x1.png", Some((1, 1))),
     ("wide-3000x17.png", Some((3000, 17))),
-    ("animated.gif", None),
+    ("rgb.webp", Some((48, 32))),
+    ("rgb.bmp", Some((48, 32))),
+    ("rgb.tiff", Some((48, 32))),
+    ("animated.gif", Some((48, 32))),
     ("empty.png", None),
     ("text-named.png", None),
     ("truncated.png", None),
@@ -124,6 +127,7 @@ fn project(shade: u8) -> Project {
             live: false,
             show_mask: true,
             candidates: 1,
+            show_faces: true,
         },
     }
 }
@@ -223,4 +227,52 @@ fn damaged_and_foreign_model_files_are_named_with_what_to_do() {
             "says what to do: {stderr}"
         );
     }
+}
+
+/// WebP, BMP and TIFF hold the very pixels of the PNG they were written from; a GIF
+/// opens at its first frame (palette-quantised, so close, not equal).
+#[test]
+fn other_formats_open_with_their_pixels_and_a_gif_at_its_first_frame() {
+    let png = open_image(&corpus().join("rgb.png"))
+        .expect("png")
+        .to_rgb8();
+    for name in ["rgb.webp", "rgb.bmp", "rgb.tiff"] {
+        let other = open_image(&corpus().join(name)).expect(name).to_rgb8();
+        assert_eq!(other, png, "{name}");
+    }
+    let gif = open_image(&corpus().join("animated.gif"))
+        .expect("gif")
+        .to_rgb8();
+    let mean = gif
+        .as_raw()
+        .iter()
+        .zip(png.as_raw())
+        .map(|(a, b)| a.abs_diff(*b) as f64)
+        .sum::<f64>()
+        / png.as_raw().len() as f64;
+    assert!(mean < 8.0, "the first frame, not a rotated one: {mean}");
+}
+
+/// A picture exported as PNG, JPEG or WebP reads back (exactly, but for JPEG); any
+/// other extension is refused by name.
+#[test]
+fn exports_are_png_jpeg_or_lossless_webp() {
+    let dir = common::temp_dir("reliability-export");
+    let picture = open_image(&corpus().join("rgb.png"))
+        .expect("png")
+        .to_rgb8();
+    for name in ["out.png", "out.webp", "out.jpg"] {
+        let path = dir.join(name);
+        tessera::editor::files::export(&picture, &path).expect(name);
+        let back = open_image(&path).expect(name).to_rgb8();
+        assert_eq!(back.dimensions(), picture.dimensions(), "{name}");
+        if !name.ends_with("jpg") {
+            assert_eq!(back, picture, "{name}");
+        }
+    }
+    let refused = tessera::editor::files::export(&picture, &dir.join("out.gif"));
+    assert!(
+        refused.is_err_and(|e| e.to_string().contains("out.gif")),
+        "a GIF export is refused by name"
+    );
 }

@@ -11,7 +11,7 @@ use tessera::backend::BackendChoice;
 use tessera::data::faces::load_folder;
 use tessera::data::poses::Pose;
 use tessera::engine::Sampling;
-use tessera::engine::{DEFAULT_CYCLES, EditRequest, Engine, Method, ReposeRequest};
+use tessera::engine::{DEFAULT_CYCLES, EditRequest, Engine, FaceChoice, Method, ReposeRequest};
 use tessera::ilat::model::{GuideKind, IlatConfig};
 use tessera::store;
 use tessera::worker::{Event, Request, Worker};
@@ -25,6 +25,7 @@ fn ilat_edit(face: image::RgbImage, mask: GrayImage) -> Request {
         method: Method::Ilat,
         sampling: Sampling::default(),
         cycles: DEFAULT_CYCLES,
+        face: FaceChoice::Off,
     })
 }
 
@@ -58,6 +59,7 @@ fn a_burst_of_jobs_ends_with_the_last_ones_result_only() {
                     method: Method::Ilat,
                     sampling,
                     cycles: DEFAULT_CYCLES,
+                    face: FaceChoice::Off,
                 })
             } else {
                 Request::Repose(ReposeRequest {
@@ -86,6 +88,7 @@ fn a_burst_of_jobs_ends_with_the_last_ones_result_only() {
             Event::Cancelled { .. } => "cancelled",
             Event::Candidate { .. } | Event::Stage { .. } => continue,
             Event::Failed { error, .. } => panic!("job failed: {error}"),
+            Event::Faces { .. } => panic!("no faces were asked for"),
             Event::Unavailable(why) | Event::FellBack(why) => panic!("no engine: {why}"),
             Event::Token { id, .. } | Event::Preview { id, .. } => {
                 assert!(!ends.contains_key(id), "progress after the end of job {id}");
@@ -176,6 +179,7 @@ fn a_panic_inside_a_job_is_reported_and_the_next_job_runs() {
             method,
             sampling: Sampling::default(),
             cycles: DEFAULT_CYCLES,
+            face: FaceChoice::Off,
         })
     };
     let end = |worker: &Worker| loop {

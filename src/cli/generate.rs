@@ -10,7 +10,7 @@ use super::output::{output_format, write_output};
 use crate::backend::BackendChoice;
 use crate::data::convert::{open_image, tile};
 use crate::data::poses::Pose;
-use crate::engine::{EditProgress, EditRequest, ReposeRequest, SampleSource};
+use crate::engine::{EditProgress, EditRequest, FaceChoice, ReposeRequest, SampleSource};
 
 /// Regenerates the masked part of a picture; with `--trajectory`, every stage of
 /// ImageBART's refinement is written too.
@@ -32,6 +32,11 @@ pub fn edit(opts: EditOpts, models: &Path, backend: BackendChoice) -> anyhow::Re
         method: opts.generate.method.into(),
         sampling: opts.generate.sampling(),
         cycles: opts.cycles,
+        face: if opts.no_align {
+            FaceChoice::Off
+        } else {
+            FaceChoice::Auto
+        },
     };
     if !request.mask.pixels().any(|p| p.0[0] >= 128) {
         eprintln!("the mask is empty: nothing to regenerate; the picture is written unchanged");

@@ -4,6 +4,7 @@
 
 mod data;
 mod eval;
+mod faces;
 mod generate;
 pub mod options;
 mod output;
@@ -30,6 +31,7 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
         Command::Train(t) => train::run(t, models, backend),
         Command::Eval(e) => eval::run(e, &models, backend),
         Command::Bench(b) => eval::bench(b, &models, backend),
+        Command::Faces(f) => faces::faces(f, &models, backend),
         Command::Edit(e) => generate::edit(e, &models, backend),
         Command::Repose(r) => generate::repose(r, &models, backend),
         Command::Sample(s) => generate::sample(s, &models, backend),

@@ -53,12 +53,26 @@ pub enum Command {
     Repose(ReposeOpts),
     /// Measure speed.
     Bench(BenchOpts),
+    /// Find the faces in a picture (or in every picture of a folder): box, eyes,
+    /// nose, mouth and ears, and the locator's confidence.
+    Faces(FacesOpts),
+}
+
+/// `tessera faces …`
+#[derive(Debug, Args)]
+pub struct FacesOpts {
+    /// A picture, or a folder of pictures.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub image: PathBuf,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `tessera edit …`
 #[derive(Debug, Args)]
 pub struct EditOpts {
-    /// The picture (PNG or JPEG, any size).
+    /// The picture (PNG, JPEG, WebP, BMP, TIFF or a GIF's first frame; any size).
     #[arg(long, value_name = "FILE")]
     pub image: PathBuf,
     /// The mask, same size: white = regenerate.
@@ -74,6 +88,10 @@ pub struct EditOpts {
     /// Write every stage of ImageBART's refinement into DIR as PNGs.
     #[arg(long, value_name = "DIR")]
     pub trajectory: Option<PathBuf>,
+    /// Work on the square around the mask even when it lies on a face (by default the
+    /// face under the mask is found and its aligned crop is regenerated).
+    #[arg(long)]
+    pub no_align: bool,
     #[command(flatten)]
     pub generate: GenerateOpts,
 }
@@ -93,7 +111,8 @@ pub struct GenerateOpts {
     /// Softmax temperature (0 = always the most likely token).
     #[arg(long, default_value_t = 1.0)]
     pub temperature: f32,
-    /// Where to write the result (PNG or JPEG by extension); never one of the inputs.
+    /// Where to write the result (PNG, JPEG or lossless WebP by extension); never one of
+    /// the inputs.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
 }
@@ -129,7 +148,7 @@ pub struct SampleOpts {
     /// latent space).
     #[arg(long, value_name = "SEED")]
     pub interpolate_to: Option<u64>,
-    /// Where to write the grid (PNG or JPEG by extension).
+    /// Where to write the grid (PNG, JPEG or lossless WebP by extension).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
 }
@@ -137,7 +156,7 @@ pub struct SampleOpts {
 /// `tessera repose …`
 #[derive(Debug, Args)]
 pub struct ReposeOpts {
-    /// The picture (PNG or JPEG, any size).
+    /// The picture (PNG, JPEG, WebP, BMP, TIFF or a GIF's first frame; any size).
     #[arg(long, value_name = "FILE")]
     pub image: PathBuf,
     /// The person's pose now: JSON, `{"joints": [13 x {"x", "y", "visible"}]}` in the
@@ -334,6 +353,22 @@ pub enum EvalTask {
         /// Samples per generator.
         #[arg(long, default_value_t = 1000)]
         samples: usize,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Editing real photos: on each photo's best face, a mask over its mouth, an eye,
+    /// its nose or its jaw (in turn) regenerated on the face's aligned crop and on the
+    /// square around the mask; PSNR inside the mask and the seam at its border (1 = as
+    /// smooth as the photo), with OpenCV's Telea inpainting when
+    /// `scripts/telea-inpaint.py OUT` has been run on the masks written to OUT.
+    Photos {
+        /// Folder of photos; default: the fetched `data/photos`.
+        #[arg(long, value_name = "DIR")]
+        images: Option<PathBuf>,
+        /// Where the masks and results are written (and Telea's read from `OUT/telea`).
+        #[arg(long, value_name = "DIR", default_value = "runs/photos")]
+        out: PathBuf,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,

@@ -1,22 +1,22 @@
-//! Where a verb's picture goes: a PNG or JPEG path that is none of the inputs,
+//! Where a verb's picture goes: a PNG, JPEG or WebP path that is none of the inputs,
 //! written whole or not at all.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-/// The format of an output path (PNG or JPEG), refusing a path that is one of the
-/// inputs.
+/// The format of an output path (PNG, JPEG or lossless WebP), refusing a path that is
+/// one of the inputs.
 pub fn output_format<'a>(
     out: &Path,
     inputs: impl Iterator<Item = &'a PathBuf>,
 ) -> anyhow::Result<image::ImageFormat> {
     let format = image::ImageFormat::from_path(out)
         .ok()
-        .filter(|f| matches!(f, image::ImageFormat::Png | image::ImageFormat::Jpeg))
+        .filter(|f| crate::data::convert::WRITE_FORMATS.contains(f))
         .with_context(|| {
             format!(
-                "{}: the output must end in .png, .jpg or .jpeg",
+                "{}: the output must end in .png, .jpg, .jpeg or .webp",
                 out.display()
             )
         })?;

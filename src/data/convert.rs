@@ -114,8 +114,27 @@ pub fn open_image(path: &std::path::Path) -> Result<DynamicImage, super::DataErr
     decode_image(&bytes).map_err(bad)
 }
 
-/// Decodes a PNG or JPEG held in memory, within [`decoder_limits`] and [`MAX_PIXELS`];
-/// `Err` says why not, never a panic (the fuzz test holds it to that).
+/// The formats a picture may come in (by its content, whatever its name): a GIF
+/// gives its first frame.
+pub const READ_FORMATS: [image::ImageFormat; 6] = [
+    image::ImageFormat::Png,
+    image::ImageFormat::Jpeg,
+    image::ImageFormat::WebP,
+    image::ImageFormat::Bmp,
+    image::ImageFormat::Tiff,
+    image::ImageFormat::Gif,
+];
+
+/// The formats a picture is written in (by the file's extension); WebP is lossless.
+pub const WRITE_FORMATS: [image::ImageFormat; 3] = [
+    image::ImageFormat::Png,
+    image::ImageFormat::Jpeg,
+    image::ImageFormat::WebP,
+];
+
+/// Decodes a picture held in memory (one of [`READ_FORMATS`]), within
+/// [`decoder_limits`] and [`MAX_PIXELS`]; `Err` says why not, never a panic (the fuzz
+/// test holds it to that).
 pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, String> {
     if bytes.is_empty() {
         return Err("the file is empty".into());
@@ -125,11 +144,11 @@ pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, String> {
             .with_guessed_format()
             .map_err(|e| e.to_string())?;
         match reader.format() {
-            Some(image::ImageFormat::Png | image::ImageFormat::Jpeg) => Ok(reader),
+            Some(format) if READ_FORMATS.contains(&format) => Ok(reader),
             Some(other) => Err(format!(
-                "{other:?} pictures are not supported (PNG or JPEG)"
+                "{other:?} pictures are not supported (PNG, JPEG, WebP, BMP, TIFF or GIF)"
             )),
-            None => Err("not a PNG or JPEG picture".into()),
+            None => Err("not a PNG, JPEG, WebP, BMP, TIFF or GIF picture".into()),
         }
     };
     // The size first, from the header: a bomb is refused before anything is decoded.

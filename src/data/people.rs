@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::DataError;
 use super::poses::{self, Frame, JOINTS, Pose};
-use crate::region::Region;
+use crate::region::{Region, Square};
 
 /// Radius of the skeleton's bones at edit time, as a fraction of the person's extent.
 pub const DILATION: f32 = 0.07;
@@ -38,9 +38,9 @@ pub fn repose_region(
     (width, height): (u32, u32),
     dilation: f32,
     model_side: u32,
-) -> Option<(GrayImage, Region)> {
+) -> Option<(GrayImage, Square)> {
     let mask = poses::skeleton_mask(&[old, new], width, height, dilation);
-    let region = Region::around_with_margin(&mask, model_side, MARGIN)?;
+    let region = Square::around_with_margin(&mask, model_side, MARGIN)?;
     Some((mask, region))
 }
 
@@ -153,7 +153,7 @@ impl People {
         Some(PoseExample {
             source: region.crop(&source_picture, size),
             target: region.crop(&target_picture, size),
-            mask: region.crop_mask(&mask, size),
+            mask: Region::Square(region).crop_mask(&mask, size),
             pose: new.features(region.x as f32, region.y as f32, region.side as f32),
         })
     }

@@ -11,9 +11,10 @@ use egui::{
 use image::{GrayImage, RgbImage};
 
 use super::gpu::CanvasPaint;
-use super::skeleton;
+use super::{face_marks, skeleton};
 use crate::data::PicturePoint;
 use crate::data::poses::Pose;
+use crate::faces::Face;
 use eframe::egui_wgpu;
 use std::sync::Arc;
 
@@ -67,6 +68,8 @@ pub struct Overlay<'a> {
     pub brush: Option<f32>,
     /// Skeletons with their colours.
     pub skeletons: Vec<(&'a Pose, Color32)>,
+    /// Located faces with their colours.
+    pub faces: Vec<(&'a Face, Color32)>,
 }
 
 /// Mask tint: a translucent red, as most inpainting tools show it.
@@ -151,6 +154,9 @@ impl CanvasView {
         let to_screen = |x: f32, y: f32| shown.min + Vec2::new(x, y) * scale;
         for (pose, color) in &overlay.skeletons {
             painter.extend(skeleton::shapes(pose, to_screen, *color));
+        }
+        for (face, color) in &overlay.faces {
+            painter.extend(face_marks::shapes(face, to_screen, *color));
         }
         self.strokes(ui, &response, to_picture)
     }

@@ -7,6 +7,7 @@ use image::{GrayImage, Luma, RgbImage};
 use crate::data::PicturePoint;
 use crate::data::masks::segment;
 use crate::data::poses::Pose;
+use crate::faces::{self, Face};
 
 /// The layers a brush paints on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -30,6 +31,8 @@ pub struct Document {
     pub pose: Option<Pose>,
     /// Where the joints should go (a repose moves the person there).
     pub target: Option<Pose>,
+    /// The faces found in the picture, with any points the person moved.
+    pub faces: Vec<Face>,
 }
 
 impl Document {
@@ -42,7 +45,14 @@ impl Document {
             sketch: GrayImage::from_pixel(w, h, Luma([255])),
             pose: None,
             target: None,
+            faces: Vec::new(),
         }
+    }
+
+    /// The face an edit of the current mask aligns to (its index), if the mask lies
+    /// on one.
+    pub fn face_under_mask(&self) -> Option<usize> {
+        faces::under_mask(&self.faces, &self.mask).map(|(i, _)| i)
     }
 
     /// The pose and the target, placing a standing figure in the middle when the

@@ -23,7 +23,7 @@ pub enum FileError {
     #[error(transparent)]
     Data(#[from] DataError),
     /// An export to a format the editor does not write.
-    #[error("{}: export as .png, .jpg or .jpeg", .0.display())]
+    #[error("{}: export as .png, .jpg, .jpeg or .webp", .0.display())]
     ExportFormat(PathBuf),
     /// A file or folder that could not be written while `doing` (export, autosave).
     #[error("{doing} failed: {}: {reason}", path.display())]
@@ -63,7 +63,12 @@ pub fn open(path: &Path) -> Result<Opened, FileError> {
 pub fn open_dialog() -> Option<PathBuf> {
     rfd::FileDialog::new()
         .set_title("Open a picture or a project")
-        .add_filter("Pictures and projects", &["png", "jpg", "jpeg", EXTENSION])
+        .add_filter(
+            "Pictures and projects",
+            &[
+                "png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif", EXTENSION,
+            ],
+        )
         .pick_file()
 }
 
@@ -82,15 +87,16 @@ pub fn export_dialog(name: &str) -> Option<PathBuf> {
         .set_title("Export the picture")
         .add_filter("PNG", &["png"])
         .add_filter("JPEG", &["jpg", "jpeg"])
+        .add_filter("WebP (lossless)", &["webp"])
         .set_file_name(format!("{name}.png"))
         .save_file()
 }
 
-/// Writes the picture as PNG or JPEG (by extension), atomically.
+/// Writes the picture as PNG, JPEG or WebP (lossless; by extension), atomically.
 pub fn export(picture: &RgbImage, path: &Path) -> Result<(), FileError> {
     let format = image::ImageFormat::from_path(path)
         .ok()
-        .filter(|f| matches!(f, image::ImageFormat::Png | image::ImageFormat::Jpeg))
+        .filter(|f| crate::data::convert::WRITE_FORMATS.contains(f))
         .ok_or_else(|| FileError::ExportFormat(path.to_path_buf()))?;
     let failed = |reason: String| FileError::Write {
         doing: "export",

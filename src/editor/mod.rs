@@ -10,6 +10,7 @@ mod autosave;
 mod canvas;
 mod demo;
 pub mod document;
+mod face_marks;
 pub mod files;
 mod gpu;
 mod help;

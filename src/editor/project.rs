@@ -19,6 +19,7 @@ use super::document::Document;
 use crate::data::poses::Pose;
 use crate::engine::Method;
 use crate::engine::Sampling;
+use crate::faces::Face;
 
 /// The first bytes of every project file; the last one is the format's version.
 const MAGIC: &[u8; 8] = b"TESSERA\x01";
@@ -44,10 +45,17 @@ pub struct Settings {
     /// Results per Generate.
     #[serde(default = "one")]
     pub candidates: usize,
+    /// Show the located faces (absent in older projects: shown).
+    #[serde(default = "yes")]
+    pub show_faces: bool,
 }
 
 fn one() -> usize {
     1
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Everything a project holds.
@@ -79,6 +87,9 @@ struct Entry {
     sketch: usize,
     pose: Option<Pose>,
     target: Option<Pose>,
+    /// Absent in projects saved before faces were located.
+    #[serde(default)]
+    faces: Vec<Face>,
 }
 
 /// A blob's length and SHA-256 (hex).
@@ -112,6 +123,7 @@ impl Project {
                 sketch: add(png(|w| doc.sketch.write_to(w, ImageFormat::Png))?),
                 pose: doc.pose.clone(),
                 target: doc.target.clone(),
+                faces: doc.faces.clone(),
             })
         };
         let document = entry(&self.document)?;
@@ -183,6 +195,7 @@ impl Project {
                 sketch,
                 pose: entry.pose.clone(),
                 target: entry.target.clone(),
+                faces: entry.faces.clone(),
             })
         };
         Ok(Self {
@@ -325,6 +338,7 @@ mod tests {
                 brush: 3.0,
                 live: true,
                 show_mask: false,
+                show_faces: true,
                 candidates: 2,
             },
         }

@@ -17,7 +17,8 @@ pub use crate::hit::Arch;
 pub use crate::ilat::model::GuideKind;
 pub use crate::tokens::Sampling;
 pub use request::{
-    DEFAULT_CYCLES, EditProgress, EditRequest, Method, ReposeRequest, SampleSource, TokenGrid,
+    DEFAULT_CYCLES, EditProgress, EditRequest, FaceChoice, Method, ReposeRequest, SampleSource,
+    TokenGrid,
 };
 
 use crate::backend::{self, Backend, BackendChoice};
@@ -26,9 +27,10 @@ use crate::data::convert::{
 };
 use crate::data::people::{DILATION, repose_region};
 use crate::data::sketch::Xdog;
+use crate::faces::{self, Face};
 use crate::hit;
 use crate::ilat::model::GuideBatch;
-use crate::region::Region;
+use crate::region::{Aligned, Region, Square};
 use crate::store::StoreError;
 use crate::tokens::DecodeError;
 use models::ModelCache;
@@ -43,6 +45,9 @@ pub enum EngineError {
     /// No GPU where one was demanded.
     #[error(transparent)]
     Backend(#[from] backend::NoGpu),
+    /// The face locator's files are missing or damaged.
+    #[error(transparent)]
+    Locator(#[from] crate::nn::weights::FeatureNetError),
     /// An input does not fit what the call expects.
     #[error("{0}")]
     Input(String),
@@ -68,9 +73,6 @@ impl From<DecodeError> for EngineError {
 
 /// Previews per edit (besides the final picture).
 const PREVIEWS: usize = 6;
-
-/// Width of the blend at the mask's inner edge, in model pixels.
-const FEATHER: f32 = 2.0;
 
 /// Loaded models on one device.
 pub struct Engine {
@@ -162,8 +164,12 @@ impl Engine {
             check_same_size("sketch", s.dimensions(), image.dimensions())?;
         }
         let size = self.image_size()?;
-        let Some(region) = Region::around(mask, size) else {
+        let Some(square) = Square::around(mask, size) else {
             return Ok(vec![image.clone(); candidates.max(1)]); // nothing to regenerate
+        };
+        let region = match self.aligned_crop(request.face, image, mask)? {
+            Some(aligned) => Region::Aligned(aligned),
+            None => Region::Square(square),
         };
         let picture = region.crop(image, size);
         let small_mask = region.crop_mask(mask, size);
@@ -196,6 +202,26 @@ impl Engine {
             candidates,
             progress,
         )
+    }
+
+    /// Every face in `image`, best first, in its pixel coordinates.
+    pub fn faces(&mut self, image: &RgbImage) -> Result<Vec<Face>, EngineError> {
+        Ok(self.models.locator()?.locate(image)?)
+    }
+
+    /// The aligned crop an edit of `mask` uses: `choice`'s face when the mask lies
+    /// inside its crop, else none (the square around the mask).
+    fn aligned_crop(
+        &mut self,
+        choice: FaceChoice,
+        image: &RgbImage,
+        mask: &GrayImage,
+    ) -> Result<Option<Aligned>, EngineError> {
+        Ok(match choice {
+            FaceChoice::Auto => faces::under_mask(&self.faces(image)?, mask).map(|(_, a)| a),
+            FaceChoice::Given(face) => face.holds(mask),
+            FaceChoice::Off => None,
+        })
     }
 
     /// Regenerates the person of a picture of any size in a new pose: the union of
@@ -237,6 +263,7 @@ impl Engine {
             ));
         }
         let features = new_pose.features(region.x as f32, region.y as f32, region.side as f32);
+        let region = Region::Square(region);
         let how = How::Sample {
             guide: GuideBatch::Poses(vec![features]).to_guide(1, &self.backend.device),
             model: request.method.model_name(GuideKind::Pose),

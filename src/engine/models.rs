@@ -6,11 +6,15 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 
 use super::EngineError;
+use crate::faces::FaceLocator;
 use crate::hit::{Arch, GanGenerator, GanGeneratorConfig};
 use crate::ilat::model::{GuideKind, Ilat};
 use crate::imagebart::{self, model::Reverse, schedule::Schedule};
 use crate::store::{self, StoreError};
 use crate::vqgan::{Vqgan, VqganConfig};
+
+/// The face locator's file name in the models folder.
+pub const LOCATOR: &str = "face-locator";
 
 /// ImageBART's chain and its reverse steps (`steps[t − 1]`: step `t`).
 pub(super) struct Chain {
@@ -33,6 +37,7 @@ pub(super) struct ModelCache {
     token_models: Vec<(&'static str, (Ilat, GuideKind))>,
     chain: Vec<((), Chain)>,
     gans: Vec<(Arch, Gan)>,
+    locator: Vec<((), FaceLocator)>,
 }
 
 /// The entry under `key`, loaded by `load` the first time it is asked for.
@@ -61,6 +66,7 @@ impl ModelCache {
             token_models: Vec::new(),
             chain: Vec::new(),
             gans: Vec::new(),
+            locator: Vec::new(),
         }
     }
 
@@ -126,6 +132,19 @@ impl ModelCache {
                 steps.push(model);
             }
             Ok(Chain { schedule, steps })
+        })
+    }
+
+    /// The face locator (`face-locator.json` with its `.safetensors`).
+    pub fn locator(&mut self) -> Result<&FaceLocator, EngineError> {
+        let (dir, device) = (&self.dir, &self.device);
+        cached(&mut self.locator, (), || {
+            let json = dir.join(format!("{LOCATOR}.json"));
+            Ok(FaceLocator::load(
+                &json,
+                &json.with_extension("safetensors"),
+                device,
+            )?)
         })
     }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 use burn::prelude::*;
 use image::{GrayImage, RgbImage};
 
-use super::{EditProgress, Engine, EngineError, FEATHER, PREVIEWS, TokenGrid, token_grids};
+use super::{EditProgress, Engine, EngineError, PREVIEWS, TokenGrid, token_grids};
 use crate::data::convert::{grids_to_tensor, images_to_tensor, masks_to_tensor, tensor_to_images};
 use crate::ilat::model::{Guide, GuideKind};
 use crate::ilat::sample::{self, Order};
@@ -56,7 +56,6 @@ struct Tokenised<'a> {
     grid_side: usize,
     device: Device,
     job: &'a Job<'a>,
-    size: u32,
 }
 
 impl Tokenised<'_> {
@@ -76,10 +75,9 @@ impl Tokenised<'_> {
             expand(self.token_mask_tensor.clone()),
         );
         let job = self.job;
-        let feather = FEATHER * job.region.side as f32 / self.size as f32;
         Ok(tensor_to_images(decoded)?
             .iter()
-            .map(|edited| job.region.composite(job.image, job.mask, edited, feather))
+            .map(|edited| job.region.composite(job.image, job.mask, edited))
             .collect())
     }
 
@@ -182,7 +180,6 @@ impl Engine {
 
     /// The job's square through the leak-free encoder with its mask.
     fn tokenise<'a>(&mut self, job: &'a Job<'a>) -> Result<Tokenised<'a>, EngineError> {
-        let size = self.image_size()?;
         let device = self.backend.device.clone();
         let (vqgan, config) = self.models.tokenizer()?;
         let (vqgan, grid_side) = (vqgan.clone(), config.grid());
@@ -200,7 +197,6 @@ impl Engine {
             grid_side,
             device,
             job,
-            size,
         })
     }
 

@@ -4,6 +4,7 @@
 use image::{GrayImage, RgbImage};
 
 use crate::data::poses::Pose;
+use crate::faces::Face;
 use crate::hit::Arch;
 use crate::ilat::model::GuideKind;
 use crate::ilat::sample::Order;
@@ -73,6 +74,21 @@ pub struct EditRequest {
     pub sampling: Sampling,
     /// Refinement cycles of ImageBART (the other methods ignore it).
     pub cycles: usize,
+    /// Which face the models' crop is aligned to.
+    pub face: FaceChoice,
+}
+
+/// Which face an edit's crop is aligned to. When the mask does not lie inside that
+/// face's aligned crop, the edit works on the square around the mask instead.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FaceChoice {
+    /// The located face under the mask, if there is one (the engine runs the face
+    /// locator).
+    Auto,
+    /// This face (the editor's, with any points the user moved).
+    Given(Face),
+    /// No face: the square around the mask.
+    Off,
 }
 
 /// One repose: the person standing in `pose` in `image` is regenerated standing in

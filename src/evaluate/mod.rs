@@ -4,6 +4,7 @@
 //! user's edit runs.
 
 mod gans;
+mod photos;
 mod quality;
 
 use std::path::Path;
@@ -15,6 +16,7 @@ use crate::data::faces::load_folder;
 use crate::engine::{Engine, EngineError};
 use crate::metrics;
 pub use gans::{HitReport, HitRow, hit};
+pub use photos::{PhotoRow, PhotosReport, TELEA, feature_mask, photos};
 pub use quality::{QualityReport, QualityRow, completion, edit, pose};
 
 /// Why an evaluation failed.
@@ -24,6 +26,9 @@ pub enum EvalError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+    /// A result could not be written.
+    #[error("writing {0}")]
+    Write(String),
     /// The feature network for FID and KID could not be loaded.
     #[error("{0}")]
     Features(String),

@@ -19,9 +19,10 @@ use crate::data::people::{DILATION, Part, People, repose_region};
 use crate::data::sketch::Xdog;
 use crate::engine::GuideKind;
 use crate::engine::Sampling;
-use crate::engine::{DEFAULT_CYCLES, EditRequest, Engine, Method, ReposeRequest};
+use crate::engine::{DEFAULT_CYCLES, EditRequest, Engine, FaceChoice, Method, ReposeRequest};
 use crate::metrics;
 use crate::paths::{self, Data};
+use crate::region::Region;
 
 /// One method's row of a quality report.
 #[derive(Debug, Clone, Serialize)]
@@ -167,6 +168,7 @@ pub fn edit(
                 method,
                 sampling: seeded(i),
                 cycles: DEFAULT_CYCLES,
+                face: FaceChoice::Off,
             };
             let result = engine.edit(&request, &mut |_| ControlFlow::Continue(()))?;
             Ok(Some(Compared {
@@ -210,6 +212,7 @@ pub fn completion(
                 method,
                 sampling: seeded(i),
                 cycles,
+                face: FaceChoice::Off,
             };
             let result = engine.edit(&request, &mut |_| ControlFlow::Continue(()))?;
             Ok(Some(Compared {
@@ -251,10 +254,13 @@ pub fn pose(engine: &mut Engine, data: &Data, limit: usize) -> Result<QualityRep
             };
             let reposed = engine.repose(&request, &mut |_| ControlFlow::Continue(()))?;
             let compared = repose_region(pose, new_pose, image.dimensions(), DILATION, size).map(
-                |(mask, region)| Compared {
-                    truth: region.crop(truth, size),
-                    result: region.crop(&reposed, size),
-                    mask: region.crop_mask(&mask, size),
+                |(mask, square)| {
+                    let region = Region::Square(square);
+                    Compared {
+                        truth: region.crop(truth, size),
+                        result: region.crop(&reposed, size),
+                        mask: region.crop_mask(&mask, size),
+                    }
                 },
             );
             Ok(compared)

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use burn::prelude::Device;
-use image::{GrayImage, RgbImage};
+use image::{GrayImage, Rgb, RgbImage};
 use tessera::hit::conv::ConvGeneratorConfig;
 use tessera::hit::generator::{HitGeneratorConfig, StageConfig};
 use tessera::hit::{Arch, GanGeneratorConfig};
@@ -13,6 +13,7 @@ use tessera::store;
 use tessera::vqgan::VqganConfig;
 
 /// A fresh temporary folder for one test.
+#[allow(dead_code)] // not every test binary writes files
 pub fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("tessera-it-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -22,8 +23,9 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 
 /// Writes a small untrained tokenizer (64x64 images, 16x16 tokens) and token models
 /// (sketch- and pose-guided), ImageBART's chain and the two generators into a new
-/// models folder: enough to exercise every path without the shipped
-/// weights.
+/// models folder, with the shipped face locator: enough to exercise every path
+/// without the shipped weights.
+#[allow(dead_code)] // not every test binary runs the engine
 pub fn tiny_models(tag: &str) -> PathBuf {
     let dir = temp_dir(tag);
     let config = VqganConfig::new()
@@ -79,6 +81,11 @@ pub fn tiny_models(tag: &str) -> PathBuf {
         store::save_model(&dir, &imagebart::step_name(t), &step, step.init(&device))
             .expect("save tiny model");
     }
+    // The face locator is a converted network, not a trained one: the shipped copy.
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models");
+    for file in ["face-locator.json", "face-locator.safetensors"] {
+        std::fs::copy(shipped.join(file), dir.join(file)).expect("copy the face locator");
+    }
     dir
 }
 
@@ -105,4 +112,41 @@ pub fn assert_only_masked_pixels_change(input: &RgbImage, mask: &GrayImage, outp
         }
     }
     assert!(changed_inside > 0, "nothing inside the mask changed");
+}
+
+/// `face` turned by `degrees` about its centre, enlarged `scale` times and put at
+/// `(left, top)` of a `width`x`height` grey photo, sampled bilinearly: a smooth copy,
+/// whose aligned crop differs from the original's only by interpolation and by the
+/// locator.
+#[allow(dead_code)] // used by the test binaries that place faces
+pub fn turned_copy(
+    face: &RgbImage,
+    degrees: f32,
+    scale: f32,
+    (width, height): (u32, u32),
+    (left, top): (f32, f32),
+) -> RgbImage {
+    let (cos, sin) = (degrees.to_radians().cos(), degrees.to_radians().sin());
+    let (fw, fh) = (face.width() as f32, face.height() as f32);
+    let (cx, cy) = (left + fw * scale / 2.0, top + fh * scale / 2.0);
+    RgbImage::from_fn(width, height, |x, y| {
+        let (dx, dy) = (x as f32 + 0.5 - cx, y as f32 + 0.5 - cy);
+        let u = (cos * dx + sin * dy) / scale + fw / 2.0 - 0.5;
+        let v = (-sin * dx + cos * dy) / scale + fh / 2.0 - 0.5;
+        if u < 0.0 || v < 0.0 || u > fw - 1.0 || v > fh - 1.0 {
+            return Rgb([128, 128, 128]);
+        }
+        let (u0, v0) = (u.floor() as u32, v.floor() as u32);
+        let (u1, v1) = (
+            (u0 + 1).min(face.width() - 1),
+            (v0 + 1).min(face.height() - 1),
+        );
+        let (fu, fv) = (u - u0 as f32, v - v0 as f32);
+        let p = |x, y| face.get_pixel(x, y).0.map(|c| c as f32);
+        let (a, b, c, d) = (p(u0, v0), p(u1, v0), p(u0, v1), p(u1, v1));
+        Rgb(std::array::from_fn(|k| {
+            ((a[k] * (1.0 - fu) + b[k] * fu) * (1.0 - fv) + (c[k] * (1.0 - fu) + d[k] * fu) * fv)
+                .round() as u8
+        }))
+    })
 }

@@ -6,7 +6,7 @@ use eframe::egui;
 use super::{EditorApp, Job, JobKind, PICTURE, Tool};
 use crate::backend::BackendChoice;
 use crate::editor::strip::Strip;
-use crate::engine::{EditRequest, ReposeRequest, SampleSource};
+use crate::engine::{EditRequest, FaceChoice, ReposeRequest, SampleSource};
 use crate::worker::{Event, Request, Worker};
 
 /// Faces per Sample.
@@ -58,16 +58,20 @@ impl EditorApp {
     }
 
     /// Hands a job to the worker (started on first use).
-    fn submit(&mut self, request: Request, ctx: &egui::Context) {
+    pub(super) fn submit(&mut self, request: Request, ctx: &egui::Context) {
         let kind = match request {
             Request::Edit(_) => JobKind::Edit,
             Request::Repose(_) => JobKind::Repose,
             Request::Sample { .. } | Request::Interpolate { .. } => JobKind::Gallery,
+            Request::Faces(_) => JobKind::Faces,
         };
         let candidates = match kind {
             JobKind::Gallery => 1,
             _ => self.candidates,
         };
+        if self.locating() {
+            self.faces_wanted = true; // superseded: look again when the worker is free
+        }
         let worker = self
             .worker
             .get_or_insert_with(|| spawn_worker(&self.models, self.backend, ctx.clone()));
@@ -85,6 +89,7 @@ impl EditorApp {
                 });
                 self.status = match kind {
                     JobKind::Gallery => format!("sampling with {}", self.generator.name()),
+                    JobKind::Faces => super::faces::LOCATING.into(),
                     _ => format!("regenerating with {}", self.method.name()),
                 };
             }
@@ -131,6 +136,10 @@ impl EditorApp {
             method: self.method,
             sampling: self.sampling,
             cycles: self.cycles,
+            face: match doc.face_under_mask() {
+                Some(i) => FaceChoice::Given(doc.faces[i]),
+                None => FaceChoice::Off,
+            },
         }))
     }
 
@@ -221,8 +230,18 @@ impl EditorApp {
                     let what = if repose { "repose" } else { "edit" };
                     self.finish_status(format!("{} {what} in {seconds:.2} s", self.method.name()));
                 }
+                Event::Faces { faces, .. } => {
+                    self.job = None;
+                    self.faces_found(faces);
+                }
                 Event::Failed { error, .. } => {
-                    self.status = format!("the edit failed: {error}");
+                    self.status = if self.locating() {
+                        format!(
+                            "finding faces failed ({error}): edits work on the square around the mask"
+                        )
+                    } else {
+                        format!("the edit failed: {error}")
+                    };
                     self.job = None;
                     self.touched(PICTURE); // the preview goes
                 }

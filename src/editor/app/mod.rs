@@ -1,6 +1,7 @@
 //! The editor window: a toolbar, the canvas and a status bar. Every model call goes to
 //! the worker thread; the window only paints and reads events back.
 
+mod faces;
 mod jobs;
 mod panels;
 mod posing;
@@ -17,6 +18,7 @@ use image::RgbImage;
 use super::canvas::{CanvasView, Overlay, Pictures, StrokeEvent};
 use super::demo::{Demo, DemoAction};
 use super::document::{Document, Layer};
+use super::face_marks;
 use super::files::ProjectFile;
 use super::help;
 use super::history::History;
@@ -64,6 +66,8 @@ enum JobKind {
     Repose,
     /// A gallery of faces; the document changes only when one is clicked.
     Gallery,
+    /// The faces of the picture.
+    Faces,
 }
 
 /// Which skeleton the Pose tool drags.
@@ -104,6 +108,12 @@ pub struct EditorApp {
     tool: Tool,
     /// The joint being dragged.
     dragging: Option<usize>,
+    /// The face point being dragged: which face, which point.
+    dragging_face: Option<(usize, usize)>,
+    /// Show the located faces (box, eyes, nose, mouth) on the canvas.
+    show_faces: bool,
+    /// The picture changed: find its faces once the worker is free.
+    faces_wanted: bool,
     /// Brush radius in picture pixels.
     brush: f32,
     show_mask: bool,
@@ -145,13 +155,16 @@ impl EditorApp {
     /// An editor on `image`, with the models of `models` on `backend`.
     pub fn new(image: RgbImage, models: PathBuf, backend: BackendChoice) -> Self {
         Self {
-            document: Document::new(image),
+            document: Document::new(image.clone()),
             revisions: [0; 3],
             history: History::new(),
             view: CanvasView::default(),
             tool: Tool::Mask,
             dragging: None,
-            brush: 4.0,
+            dragging_face: None,
+            show_faces: true,
+            faces_wanted: true,
+            brush: saving::default_brush(&image),
             show_mask: true,
             live: false,
             candidates: 3,
@@ -238,6 +251,7 @@ impl EditorApp {
     pub fn ui(&mut self, ui: &mut egui::Ui) {
         self.start_worker(ui.ctx());
         self.read_events();
+        self.locate_faces(ui.ctx());
         self.run_demo(ui.ctx());
         self.shortcuts(ui);
         self.dropped_files(ui.ctx());
@@ -307,10 +321,29 @@ impl EditorApp {
             }
             _ => Vec::new(),
         };
+        let active = self.document.face_under_mask();
+        let faces = match self.tool {
+            Tool::Mask | Tool::Sketch if self.show_faces => self
+                .document
+                .faces
+                .iter()
+                .enumerate()
+                .map(|(i, face)| {
+                    let color = if Some(i) == active {
+                        face_marks::ACTIVE
+                    } else {
+                        face_marks::IDLE
+                    };
+                    (face, color)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         let overlay = Overlay {
             mask: self.show_mask,
             brush: matches!(self.tool, Tool::Mask | Tool::Sketch).then_some(self.brush),
             skeletons,
+            faces,
         };
         let strokes = self.view.ui(ui, &pictures, &overlay);
         for stroke in strokes {
@@ -319,6 +352,8 @@ impl EditorApp {
                     self.drag_joint(mode, from, to, erase);
                 }
                 (StrokeEvent::Segment { .. }, Tool::Sample) => {}
+                (StrokeEvent::Segment { from, to, .. }, Tool::Mask | Tool::Sketch)
+                    if self.drag_face_point(from, to) => {}
                 (StrokeEvent::Segment { from, to, erase }, Tool::Mask | Tool::Sketch) => {
                     let layer = match self.tool {
                         Tool::Sketch => Layer::Sketch,
@@ -340,6 +375,7 @@ impl EditorApp {
                     }
                     self.stroke_recorded = false;
                     self.dragging = None;
+                    self.dragging_face = None;
                     if self.live {
                         self.generate(ui.ctx());
                     }

@@ -86,6 +86,10 @@ impl EditorApp {
             }
             ui.separator();
             ui.checkbox(&mut self.show_mask, "Mask overlay");
+            ui.checkbox(&mut self.show_faces, "Faces").on_hover_text(
+                "the faces found: an edit on one works on its aligned crop (bright green); \
+                 drag an eye, the nose or the mouth to correct it",
+            );
             ui.toggle_value(&mut self.show_help, "?")
                 .on_hover_text("Shortcuts (F1)");
             let can_compare = self.before.is_some();
@@ -123,6 +127,7 @@ impl EditorApp {
             self.choices.choose(k);
             if self.gallery {
                 self.change(|doc| *doc = Document::new(image));
+                self.faces_wanted = true;
                 self.before = None;
                 self.status = format!("face {} is the picture now", k + 1);
             } else {

@@ -10,6 +10,14 @@ use crate::editor::files::{self, Opened, ProjectFile};
 use crate::editor::history::History;
 use crate::editor::project::{Project, SAVED_STEPS, Settings};
 
+/// The brush a picture starts with: a fortieth of its shorter side (a stroke that
+/// shows on a 1,000 px photo), at least the 4 pixels that suit a 64 px face.
+pub(super) fn default_brush(picture: &image::RgbImage) -> f32 {
+    (picture.width().min(picture.height()) as f32 / 40.0)
+        .round()
+        .max(4.0)
+}
+
 impl EditorApp {
     /// Replaces the document with a picture or project file; what was there is
     /// autosaved first. Errors leave the editor as it was.
@@ -21,7 +29,9 @@ impl EditorApp {
             .map_or("untitled".into(), |s| s.to_string_lossy().into_owned());
         match opened {
             Opened::Picture(picture, pose) => {
+                self.brush = default_brush(&picture);
                 self.document = Document::new(picture);
+                self.faces_wanted = true;
                 if let Some(pose) = pose {
                     self.document.target = Some(pose.clone());
                     self.document.pose = Some(pose);
@@ -64,6 +74,7 @@ impl EditorApp {
                 live: self.live,
                 show_mask: self.show_mask,
                 candidates: self.candidates,
+                show_faces: self.show_faces,
             },
         }
     }
@@ -74,6 +85,7 @@ impl EditorApp {
         self.brush = settings.brush;
         self.live = settings.live;
         self.show_mask = settings.show_mask;
+        self.show_faces = settings.show_faces;
         self.candidates = settings.candidates.clamp(1, 6);
     }
 
