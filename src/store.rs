@@ -101,19 +101,24 @@ pub fn load_config<C: Config>(path: &Path) -> Result<C, StoreError> {
     })
 }
 
-/// Reads a weights file.
+/// Reads a weights file; weights stored in half precision are cast to the module's
+/// (full) precision as they load.
 pub fn load_record(path: &Path) -> Result<ModuleRecord, StoreError> {
     if !path.exists() {
         return Err(StoreError::Missing(path.to_path_buf()));
     }
-    ModuleRecord::load(path).map_err(|err| StoreError::Damaged {
-        path: path.to_path_buf(),
-        reason: err.to_string(),
-    })
+    ModuleRecord::load(path)
+        .map(ModuleRecord::cast_to_module_dtype)
+        .map_err(|err| StoreError::Damaged {
+            path: path.to_path_buf(),
+            reason: err.to_string(),
+        })
 }
 
 /// Writes config and weights, each through a temporary file renamed into place, so a
-/// crash mid-write never leaves a half-written model behind.
+/// crash mid-write never leaves a half-written model behind. The weights are stored in
+/// half precision ([`halve`]): what a model is shipped and warm-started from.
+/// Checkpoints (optimiser moments, [`save_record`]) keep full precision.
 pub fn save_model<C: Config, M: Module>(
     dir: &Path,
     name: &str,
@@ -127,7 +132,47 @@ pub fn save_model<C: Config, M: Module>(
         .save(&config_tmp)
         .map_err(|err| write_error(&config_tmp, err))?;
     save_record(&weights_path, module.into_record())?;
+    halve(&weights_path)?;
     std::fs::rename(&config_tmp, &config_path).map_err(|err| write_error(&config_path, err))
+}
+
+/// Rewrites a weights file with every 32-bit float tensor in 16 bits;
+/// returns its sizes before and after. Half precision costs the models nothing
+/// measurable (models/README.md) and halves what every model refresh adds to the
+/// repository.
+pub fn halve(path: &Path) -> Result<(u64, u64), StoreError> {
+    let damaged = |err: burn_pack::Error| StoreError::Damaged {
+        path: path.to_path_buf(),
+        reason: err.to_string(),
+    };
+    let before = std::fs::metadata(path)
+        .map_err(|_| StoreError::Missing(path.to_path_buf()))?
+        .len();
+    let tensors = burn_pack::Reader::from_file(path)
+        .and_then(burn_pack::Reader::into_tensors)
+        .map_err(damaged)?;
+    let mut halved = Vec::with_capacity(tensors.len());
+    for tensor in tensors {
+        let (name, dtype, shape, id, bytes) = tensor.into_parts().map_err(damaged)?;
+        halved.push(if dtype == burn_pack::DType::F32 {
+            let half: Vec<u8> = bytes
+                .chunks_exact(4)
+                .flat_map(|b| {
+                    half::f16::from_f32(f32::from_le_bytes([b[0], b[1], b[2], b[3]])).to_le_bytes()
+                })
+                .collect();
+            let bytes = burn_pack::Bytes::from_bytes_vec(half);
+            burn_pack::Tensor::new(name, burn_pack::DType::F16, shape, id, bytes)
+        } else {
+            burn_pack::Tensor::new(name, dtype, shape, id, bytes)
+        });
+    }
+    // The writer replaces the file atomically (a scratch file, then a rename).
+    burn_pack::Writer::new(halved)
+        .write_to_file(path)
+        .map_err(|err| write_error(path, err))?;
+    let after = std::fs::metadata(path).map_or(0, |m| m.len());
+    Ok((before, after))
 }
 
 /// Writes a record atomically (temporary file, then rename).

@@ -6,6 +6,7 @@ mod data;
 mod eval;
 mod faces;
 mod generate;
+mod halve;
 pub mod options;
 mod output;
 mod train;
@@ -32,6 +33,7 @@ pub fn run(opts: Opts) -> anyhow::Result<()> {
         Command::Eval(e) => eval::run(e, &models, backend),
         Command::Bench(b) => eval::bench(b, &models, backend),
         Command::Faces(f) => faces::faces(f, &models, backend),
+        Command::Halve => halve::halve(&models),
         Command::Edit(e) => generate::edit(e, &models, backend),
         Command::Repose(r) => generate::repose(r, &models, backend),
         Command::Sample(s) => generate::sample(s, &models, backend),

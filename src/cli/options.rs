@@ -53,6 +53,9 @@ pub enum Command {
     Repose(ReposeOpts),
     /// Measure speed.
     Bench(BenchOpts),
+    /// Store every model of the models folder (`--models`) in half precision, in
+    /// place (what `train` writes anyway; for files written before).
+    Halve,
     /// Find the faces in a picture (or in every picture of a folder): box, eyes,
     /// nose, mouth and ears, and the locator's confidence.
     Faces(FacesOpts),

@@ -281,8 +281,10 @@ mod tests {
         }
     }
 
+    /// Models are stored in half precision: the loaded model's pictures are the saved
+    /// one's up to that rounding (a few thousandths of the [-1, 1] range).
     #[test]
-    fn saved_and_loaded_model_gives_identical_outputs() {
+    fn saved_and_loaded_model_gives_the_same_outputs_up_to_half_precision() {
         let device = Device::flex();
         device.seed(22);
         let config = tiny();
@@ -292,9 +294,17 @@ mod tests {
         let (loaded, loaded_config) = Vqgan::load(&dir, "vqgan", &device).expect("load");
         assert_eq!(loaded_config.widths, config.widths);
         let images = Tensor::<4>::random([2, 3, 32, 32], Distribution::Uniform(-1.0, 1.0), &device);
-        let a = model.forward(images.clone(), None).images.into_data();
-        let b = loaded.forward(images, None).images.into_data();
-        assert_eq!(a, b);
+        let a = model.forward(images.clone(), None).images;
+        let b = loaded.forward(images, None).images;
+        let diff: Vec<f32> = (a - b).abs().try_into_vec_as().expect("read");
+        let worst = diff.iter().copied().fold(0.0, f32::max);
+        let mean = diff.iter().sum::<f32>() / diff.len() as f32;
+        assert!(worst < 2e-2 && mean < 2e-3, "worst {worst}, mean {mean}");
+        let full = model.into_record().into_bytes().expect("bytes").len() as f64;
+        let stored = std::fs::metadata(dir.join("vqgan.bpk"))
+            .expect("file")
+            .len() as f64;
+        assert!(stored < 0.6 * full, "{stored} bytes stored of {full}");
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 

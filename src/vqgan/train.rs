@@ -495,8 +495,7 @@ mod tests {
             .with_code_dim(8);
         let config = VqganTrainingConfig::new(model.clone(), DiscriminatorConfig::new());
         let dir = std::env::temp_dir().join(format!("tessera-vqgan-warm-{}", std::process::id()));
-        let trained = model.init(&device);
-        store::save_model(&dir, "vqgan", &model, trained.clone()).expect("save");
+        store::save_model(&dir, "vqgan", &model, model.init(&device)).expect("save");
         let trainer = |config| VqganTrainer {
             config,
             state: fresh_state(config, &device),
@@ -510,6 +509,7 @@ mod tests {
         let warm = trainer(&config)
             .warm_start(&dir, "vqgan")
             .expect("warm start");
+        let (stored, _) = Vqgan::load(&dir, "vqgan", &device).expect("load");
         let images = Tensor::<4>::ones([1, 3, 64, 64], &device);
         assert_eq!(
             warm.state
@@ -517,7 +517,8 @@ mod tests {
                 .forward(images.clone(), None)
                 .images
                 .into_data(),
-            trained.forward(images, None).images.into_data()
+            stored.forward(images, None).images.into_data(),
+            "the warm start has the stored weights"
         );
         let other = VqganTrainingConfig::new(model.with_code_dim(4), DiscriminatorConfig::new());
         assert!(trainer(&other).warm_start(&dir, "vqgan").is_err());
