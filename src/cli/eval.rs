@@ -27,7 +27,17 @@ pub fn run(opts: EvalOpts, models: &Path, backend: BackendChoice) -> anyhow::Res
     let data = Data::default();
     let mut engine = super::engine(models, backend)?;
     match opts.task {
-        EvalTask::Vqgan { images, json } => {
+        EvalTask::Vqgan {
+            people: true, json, ..
+        } => {
+            let report = evaluate::vqgan_people(&mut engine, &data, &data.inception())?;
+            report::emit(
+                "TS-VQGAN reconstruction of held-out person crops",
+                &report,
+                json,
+            )
+        }
+        EvalTask::Vqgan { images, json, .. } => {
             let images = faces(images, &data, &mut engine)?;
             let title = format!("TS-VQGAN reconstruction on {}", images.display());
             let report = evaluate::vqgan(&mut engine, &images, &data.inception())?;

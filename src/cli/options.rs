@@ -313,8 +313,11 @@ pub enum EvalTask {
     /// Tokenizer reconstruction: PSNR, SSIM, L1, codebook usage.
     Vqgan {
         /// Folder of images (centre-cropped and resized); default: the held-out faces.
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", conflicts_with = "people")]
         images: Option<PathBuf>,
+        /// Held-out person crops (as a repose cuts them from the video frames) instead.
+        #[arg(long)]
+        people: bool,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,

@@ -126,6 +126,19 @@ impl People {
         (&self.pictures[index], &self.frames[index].pose)
     }
 
+    /// The target frames of `count` pairs spread over all, each cut at `size`x`size` as
+    /// a repose cuts it (the union of both skeletons with context).
+    pub fn target_crops(&self, size: u32, count: usize) -> Vec<RgbImage> {
+        let stride = (self.pairs.len() / count.max(1)).max(1);
+        self.pairs
+            .iter()
+            .step_by(stride)
+            .take(count)
+            .filter_map(|&pair| self.example(pair, DILATION, false, size))
+            .map(|example| example.target)
+            .collect()
+    }
+
     /// The example of a pair at `size`x`size`, mirrored left to right if asked.
     pub fn example(
         &self,
@@ -220,5 +233,10 @@ mod tests {
                 assert_eq!(on, 255, "the target joint lies in the mask");
             }
         }
+        // The target crops of both pairs: the target frame's blue, at the asked side.
+        let crops = people.target_crops(48, 5);
+        assert_eq!(crops.len(), 2);
+        assert!(crops.iter().all(|c| c.dimensions() == (48, 48)));
+        assert!(crops[0].get_pixel(10, 10)[2] > 180 && crops[1].get_pixel(10, 10)[2] < 20);
     }
 }

@@ -13,8 +13,10 @@ use image::RgbImage;
 use serde::Serialize;
 
 use crate::data::faces::load_folder;
+use crate::data::people::{Part, People};
 use crate::engine::{Engine, EngineError};
 use crate::metrics;
+use crate::paths::{self, Data};
 pub use gans::{HitReport, HitRow, hit};
 pub use photos::{PhotoRow, PhotosReport, TELEA, feature_mask, photos};
 pub use quality::{QualityReport, QualityRow, completion, edit, pose};
@@ -94,7 +96,32 @@ pub struct VqganReport {
 /// InceptionV3 at `inception`.
 pub fn vqgan(engine: &mut Engine, dir: &Path, inception: &Path) -> Result<VqganReport, EvalError> {
     let size = engine.image_size()?;
-    let images = load_folder(dir, size)?;
+    vqgan_on(engine, &load_folder(dir, size)?, inception)
+}
+
+/// [`vqgan`] on held-out person crops: the target frame of every `stride`-th held-out
+/// pair, cut as a repose cuts it, at the tokenizer's side.
+pub fn vqgan_people(
+    engine: &mut Engine,
+    data: &Data,
+    inception: &Path,
+) -> Result<VqganReport, EvalError> {
+    let size = engine.image_size()?;
+    let people = People::load(&data.pose_frames(), &paths::pose_keypoints(), Part::Test)?;
+    let crops = people.target_crops(size, PERSON_CROPS);
+    vqgan_on(engine, &crops, inception)
+}
+
+/// Person crops `tessera eval vqgan --people` reconstructs (as many as held-out faces).
+const PERSON_CROPS: usize = 99;
+
+/// Reconstruction quality of model-sized `images`.
+fn vqgan_on(
+    engine: &mut Engine,
+    images: &[RgbImage],
+    inception: &Path,
+) -> Result<VqganReport, EvalError> {
+    let size = engine.image_size()?;
     let (mut psnr, mut ssim, mut l1) = (0.0, 0.0, 0.0);
     let mut indices = Vec::new();
     let mut reconstructions = Vec::with_capacity(images.len());
@@ -109,7 +136,7 @@ pub fn vqgan(engine: &mut Engine, dir: &Path, inception: &Path) -> Result<VqganR
         reconstructions.extend(recon);
     }
     let features = Features::load(inception, &engine.backend().device)?;
-    let (real, rebuilt) = (features.of(&images)?, features.of(&reconstructions)?);
+    let (real, rebuilt) = (features.of(images)?, features.of(&reconstructions)?);
     let n = images.len() as f64;
     let codebook_size = engine.codebook_size()?;
     let usage = metrics::codebook_usage(&indices, codebook_size);
