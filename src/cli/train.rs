@@ -110,10 +110,12 @@ fn vqgan(opts: VqganTrainOpts, models: PathBuf, backend: BackendChoice) -> anyho
     let mobilenet = data.mobilenet();
     let to = destination(opts.common, "vqgan", models);
     let device = backend::select(backend)?.device.autodiff();
+    let (frames, keypoints) = (data.pose_frames(), paths::pose_keypoints());
     let sources = VqganTrainingData {
         train: &train,
         test: &test,
         mobilenet: &mobilenet,
+        people: (&frames, &keypoints),
     };
     let evaluation = crate::vqgan::train::train(&config, &sources, &to, &device)?;
     report(&evaluation, &to);

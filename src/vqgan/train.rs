@@ -22,6 +22,7 @@ use super::{Discriminator, DiscriminatorConfig, Vqgan, VqganConfig};
 use crate::data::convert::{images_to_tensor, masks_to_tensor, tensor_to_images};
 use crate::data::faces::{augment, load_folder};
 use crate::data::masks::random_mask;
+use crate::data::people::{Part, People};
 use crate::metrics;
 use crate::nn::perceptual::Perceptual;
 use crate::store;
@@ -59,7 +60,15 @@ pub struct VqganTrainingConfig {
     /// a fraction of a whole picture's cost; the held-out evaluation uses whole pictures.
     #[config(default = 0)]
     pub train_crop: usize,
+    /// Fraction of the training pictures that are person crops (cut from the people's
+    /// training frames as a repose cuts them) rather than faces: the pose models use
+    /// the same tokenizer.
+    #[config(default = 0.0)]
+    pub people_fraction: f64,
 }
+
+/// Person crops made for a run that mixes people in (`people_fraction` > 0).
+const PERSON_CROPS: usize = 2000;
 
 /// Where a run reads.
 #[derive(Debug, Clone)]
@@ -70,6 +79,9 @@ pub struct VqganTrainingData<'a> {
     pub test: &'a Path,
     /// The MobileNetV2 safetensors of the perceptual loss.
     pub mobilenet: &'a Path,
+    /// The people's video frames and keypoints (read only when the run mixes people
+    /// in).
+    pub people: (&'a Path, &'a Path),
 }
 
 /// Trains (or resumes) a run and writes the model to `to`. Returns the last held-out
@@ -81,8 +93,21 @@ pub fn train(
     device: &Device,
 ) -> Result<Logged, TrainError> {
     let size = config.model.image_size as u32;
+    if !(0.0..=1.0).contains(&config.people_fraction) {
+        return Err(TrainError::Config(format!(
+            "people_fraction is {}: a fraction of the pictures, 0 to 1",
+            config.people_fraction
+        )));
+    }
+    let people = if config.people_fraction > 0.0 {
+        let (frames, keypoints) = data.people;
+        People::load(frames, keypoints, Part::Train)?.target_crops(size, PERSON_CROPS)
+    } else {
+        Vec::new()
+    };
     let trainer = VqganTrainer {
         train_set: load_folder(data.train, size)?,
+        people,
         test_set: load_folder(data.test, size)?,
         perceptual: Perceptual::load(data.mobilenet, device)?,
         usage: vec![0; config.model.codebook_size],
@@ -117,6 +142,8 @@ struct VqganTrainer<'a> {
     config: &'a VqganTrainingConfig,
     state: State,
     train_set: Vec<RgbImage>,
+    /// Person crops drawn `people_fraction` of the time (none: faces only).
+    people: Vec<RgbImage>,
     test_set: Vec<RgbImage>,
     perceptual: Perceptual,
     usage: Vec<usize>,
@@ -126,7 +153,8 @@ struct VqganTrainer<'a> {
 impl Trainer for VqganTrainer<'_> {
     fn step(&mut self, step: usize, lr: f64, rng: &mut StdRng) -> Result<Logged, TrainError> {
         let config = self.config;
-        let batch = sample_batch(&self.train_set, config, step, rng, &self.device);
+        let sets = (self.train_set.as_slice(), self.people.as_slice());
+        let batch = sample_batch(sets, config, step, rng, &self.device);
         let losses = train_step(
             &mut self.state,
             &batch,
@@ -209,7 +237,7 @@ struct Batch {
 }
 
 fn sample_batch(
-    set: &[RgbImage],
+    (faces, people): (&[RgbImage], &[RgbImage]),
     config: &VqganTrainingConfig,
     step: usize,
     rng: &mut StdRng,
@@ -218,6 +246,12 @@ fn sample_batch(
     let crop = config.train_crop as u32;
     let images: Vec<RgbImage> = (0..config.schedule.batch)
         .map(|_| {
+            // Faces-only runs draw nothing more, so their batches stay as they were.
+            let set = if !people.is_empty() && rng.random_bool(config.people_fraction) {
+                people
+            } else {
+                faces
+            };
             let picture = augment(&set[rng.random_range(0..set.len())], 2, rng);
             match crop {
                 0 => picture,
@@ -450,7 +484,7 @@ mod tests {
             ]));
             4
         ];
-        let batch = sample_batch(&faces, &config, 0, &mut rng, &device);
+        let batch = sample_batch((&faces, &[]), &config, 0, &mut rng, &device);
         let mut state = fresh_state(&config, &device);
         let mut l1 = Vec::new();
         let mut weights = Vec::new();
@@ -500,6 +534,7 @@ mod tests {
             config,
             state: fresh_state(config, &device),
             train_set: Vec::new(),
+            people: Vec::new(),
             test_set: Vec::new(),
             perceptual: Perceptual::load(&crate::paths::Data::default().mobilenet(), &device)
                 .expect("run scripts/fetch-data.sh first"),
@@ -537,5 +572,34 @@ mod tests {
             assert!(corner[0] <= 64 && corner[1] <= 64);
         }
         assert_eq!(random_crop(&picture, 256, 8, &mut rng), picture);
+    }
+
+    #[test]
+    fn a_people_fraction_mixes_person_crops_into_the_batches() {
+        let device = Device::flex();
+        let model = VqganConfig::new()
+            .with_widths(vec![8, 16])
+            .with_image_size(16);
+        let mut config = VqganTrainingConfig::new(model, DiscriminatorConfig::new());
+        config.schedule.batch = 64;
+        let faces = vec![RgbImage::from_pixel(16, 16, image::Rgb([255, 0, 0]))];
+        let people = vec![RgbImage::from_pixel(16, 16, image::Rgb([0, 0, 255]))];
+        let blue_share = |config: &VqganTrainingConfig, people: &[RgbImage]| {
+            let mut rng = <StdRng as rand::SeedableRng>::seed_from_u64(9);
+            let batch = sample_batch((&faces, people), config, 0, &mut rng, &device);
+            let blue: Vec<f32> = batch
+                .images
+                .narrow(1, 2, 1)
+                .mean_dim(2)
+                .mean_dim(3)
+                .try_into_vec_as()
+                .expect("read");
+            blue.iter().filter(|&&b| b > 0.0).count() as f64 / blue.len() as f64
+        };
+        assert_eq!(blue_share(&config, &people), 0.0, "no fraction, no people");
+        config.people_fraction = 0.5;
+        let share = blue_share(&config, &people);
+        assert!((0.3..0.7).contains(&share), "{share}");
+        assert_eq!(blue_share(&config, &[]), 0.0, "no crops, faces only");
     }
 }
