@@ -7,9 +7,10 @@ use image::RgbImage;
 use rand::Rng;
 
 use super::DataError;
-use super::convert::center_square;
+use super::convert::{READ_FORMATS, center_square};
 
-/// The image files of a folder (PNG or JPEG), sorted by name.
+/// The picture files of a folder (any of [`READ_FORMATS`], by extension), sorted by
+/// name.
 pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     if !dir.is_dir() {
         return Err(DataError::MissingFolder(dir.to_path_buf()));
@@ -21,11 +22,10 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
-        let ext = path
+        let format = path
             .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        if matches!(ext.as_deref(), Some("png" | "jpg" | "jpeg")) {
+            .and_then(image::ImageFormat::from_extension);
+        if format.is_some_and(|f| READ_FORMATS.contains(&f)) {
             files.push(path);
         }
     }

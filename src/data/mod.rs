@@ -21,7 +21,7 @@ pub enum DataError {
     #[error("data folder {} is missing (run `scripts/fetch-data.sh`)", .0.display())]
     MissingFolder(PathBuf),
     /// The folder holds no image.
-    #[error("data folder {} holds no PNG or JPEG image", .0.display())]
+    #[error("data folder {} holds no picture (PNG, JPEG, WebP, BMP, TIFF or GIF)", .0.display())]
     Empty(PathBuf),
     /// An image could not be decoded.
     #[error("cannot read image {}: {reason}", path.display())]

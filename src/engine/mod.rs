@@ -46,8 +46,12 @@ pub enum EngineError {
     #[error(transparent)]
     Backend(#[from] backend::NoGpu),
     /// The face locator's files are missing or damaged.
-    #[error(transparent)]
-    Locator(#[from] crate::nn::weights::FeatureNetError),
+    #[error(
+        "the face locator cannot be used: {0}; restore `face-locator.json` and \
+         `face-locator.safetensors` in the models folder (`git checkout -- models/`), or copy \
+         `data/nets/blazeface_full.*` there after `scripts/fetch-data.sh`"
+    )]
+    Locator(crate::nn::weights::FeatureNetError),
     /// An input does not fit what the call expects.
     #[error("{0}")]
     Input(String),

@@ -140,11 +140,8 @@ impl ModelCache {
         let (dir, device) = (&self.dir, &self.device);
         cached(&mut self.locator, (), || {
             let json = dir.join(format!("{LOCATOR}.json"));
-            Ok(FaceLocator::load(
-                &json,
-                &json.with_extension("safetensors"),
-                device,
-            )?)
+            FaceLocator::load(&json, &json.with_extension("safetensors"), device)
+                .map_err(EngineError::Locator)
         })
     }
 
