@@ -9,6 +9,10 @@ use crate::data::PicturePoint;
 use crate::editor::face_marks;
 use crate::worker::Request;
 
+/// The face under the mask (its index), with the mask revision and the faces it was
+/// found for.
+pub(super) type ActiveFace = ((u64, Vec<crate::faces::Face>), Option<usize>);
+
 /// The status while faces are looked for.
 pub(super) const LOCATING: &str = "finding faces";
 
@@ -56,6 +60,20 @@ impl EditorApp {
         };
         self.document.faces[face].points[point] = [to.0, to.1];
         true
+    }
+
+    /// The face an edit of the mask aligns to, found again only when the mask or the
+    /// faces changed since the last frame.
+    pub(super) fn active_face(&mut self) -> Option<usize> {
+        let key = (self.revisions[super::MASK], self.document.faces.clone());
+        match &self.active_face {
+            Some((seen, face)) if *seen == key => *face,
+            _ => {
+                let face = self.document.face_under_mask();
+                self.active_face = Some((key, face));
+                face
+            }
+        }
     }
 
     /// Whether the job running is the search for faces.

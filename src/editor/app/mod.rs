@@ -114,6 +114,9 @@ pub struct EditorApp {
     show_faces: bool,
     /// The picture changed: find its faces once the worker is free.
     faces_wanted: bool,
+    /// The face under the mask, for the mask revision and faces it was found for: the
+    /// search reads every mask pixel, so it runs when they change, not every frame.
+    active_face: Option<faces::ActiveFace>,
     /// Brush radius in picture pixels.
     brush: f32,
     show_mask: bool,
@@ -164,6 +167,7 @@ impl EditorApp {
             dragging_face: None,
             show_faces: true,
             faces_wanted: true,
+            active_face: None,
             brush: saving::default_brush(&image),
             show_mask: true,
             live: false,
@@ -296,6 +300,7 @@ impl EditorApp {
     }
 
     fn canvas(&mut self, ui: &mut egui::Ui) {
+        let active = self.active_face();
         let image = match (&self.job, self.show_before, &self.before) {
             (
                 Some(Job {
@@ -321,7 +326,6 @@ impl EditorApp {
             }
             _ => Vec::new(),
         };
-        let active = self.document.face_under_mask();
         let faces = match self.tool {
             Tool::Mask | Tool::Sketch if self.show_faces => self
                 .document
