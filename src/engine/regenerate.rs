@@ -7,14 +7,14 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use burn::prelude::*;
-use image::{GrayImage, RgbImage};
+use image::{GrayImage, RgbImage, imageops};
 
 use super::{EditProgress, Engine, EngineError, PREVIEWS, TokenGrid, token_grids};
 use crate::data::convert::{grids_to_tensor, images_to_tensor, masks_to_tensor, tensor_to_images};
 use crate::ilat::model::{Guide, GuideKind};
 use crate::ilat::sample::{self, Order};
 use crate::imagebart::sample::Chain;
-use crate::region::Region;
+use crate::region::{Region, Window};
 use crate::tokens::Sampling;
 use crate::tokens::decode::candidate_rngs;
 use crate::vqgan::Vqgan;
@@ -53,6 +53,8 @@ struct Tokenised<'a> {
     /// The encoder's continuous features and the token mask as a tensor (Eq. 4).
     continuous: Tensor<4>,
     token_mask_tensor: Tensor<4>,
+    /// The part of the square the way back reads (model pixels).
+    reads: Window,
     grid_side: usize,
     device: Device,
     job: &'a Job<'a>,
@@ -60,8 +62,14 @@ struct Tokenised<'a> {
 
 impl Tokenised<'_> {
     /// The whole picture with each grid decoded into the square (one batched decode),
-    /// inside the mask only.
+    /// inside the mask only. Only the part of the square the way back reads is decoded
+    /// (the mask's box and the blend's reach); the rest is the square's own picture,
+    /// which the composite never reads.
     fn pictures(&self, grids: &[Vec<usize>]) -> Result<Vec<RgbImage>, EngineError> {
+        let (job, reads) = (self.job, self.reads);
+        if reads.is_empty() {
+            return Ok(vec![job.image.clone(); grids.len()]);
+        }
         let n = grids.len();
         let rows: Vec<&[usize]> = grids.iter().map(Vec::as_slice).collect();
         let indices = grids_to_tensor(&rows, self.grid_side, &self.device);
@@ -73,11 +81,15 @@ impl Tokenised<'_> {
             indices,
             expand(self.continuous.clone()),
             expand(self.token_mask_tensor.clone()),
+            reads,
         );
-        let job = self.job;
         Ok(tensor_to_images(decoded)?
             .iter()
-            .map(|edited| job.region.composite(job.image, job.mask, edited))
+            .map(|part| {
+                let mut edited = job.picture.clone();
+                imageops::replace(&mut edited, part, reads.x0.into(), reads.y0.into());
+                job.region.composite(job.image, job.mask, &edited)
+            })
             .collect())
     }
 
@@ -191,6 +203,7 @@ impl Engine {
         Ok(Tokenised {
             token_mask: vqgan.token_mask_flags(mask.clone())?,
             token_mask_tensor: vqgan.token_mask(mask),
+            reads: job.region.reads(&job.small_mask),
             tokens: token_grids(indices)?.remove(0).indices,
             vqgan,
             continuous,

@@ -99,10 +99,50 @@ impl Region {
             }
         }
     }
+
+    /// The part of the edited picture (at the models' side, `model_mask` being the
+    /// mask there) that [`composite`](Self::composite) reads: the mask's box grown by
+    /// the reach of the way back, so only this part needs decoding. The reach is the
+    /// resampling filter's (Lanczos-3 for a square, a pixel's footprint plus bilinear
+    /// taps for a face) and, for the seamless blend, the ring of picture pixels just
+    /// outside the mask, each measured in model pixels at the region's scale. Empty
+    /// when nothing is masked.
+    pub fn reads(&self, model_mask: &GrayImage) -> Window {
+        let size = model_mask.width();
+        let Some(mask) = bounds(model_mask) else {
+            return Window::default();
+        };
+        let reach = match self {
+            Region::Square(square) => {
+                let scale = size as f32 / square.side as f32;
+                (3.0 * scale.max(1.0)).ceil() as i64 + 1
+            }
+            Region::Aligned(aligned) => {
+                let scale = size as f32 / aligned.map.side();
+                (2.0 * scale).ceil() as i64 + 2
+            }
+        };
+        Window::clipped(
+            (mask.x0 as i64 - reach, mask.y0 as i64 - reach),
+            (mask.x1 as i64 + reach, mask.y1 as i64 + reach),
+            model_mask.dimensions(),
+        )
+    }
+}
+
+/// The bounding box of a mask's on pixels (≥ 128); `None` when there are none.
+pub fn bounds(mask: &GrayImage) -> Option<Window> {
+    let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+    for (x, y, p) in mask.enumerate_pixels() {
+        if p.0[0] >= 128 {
+            (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x + 1), y1.max(y + 1));
+        }
+    }
+    (x0 < x1).then_some(Window { x0, y0, x1, y1 })
 }
 
 /// A rectangle of picture pixels, `x0..x1` by `y0..y1`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Window {
     pub x0: u32,
     pub y0: u32,
@@ -175,6 +215,66 @@ pub(crate) mod tests {
             original.get_pixel(30, 25),
             "edge: blended"
         );
+    }
+
+    /// Whatever lies outside [`Region::reads`] of the edited picture never reaches
+    /// the composite: squares and faces, shrunk and enlarged, turned.
+    #[test]
+    fn the_way_back_reads_nothing_outside_its_window() {
+        let size = 64;
+        let picture = |w: u32, h: u32| {
+            RgbImage::from_fn(w, h, |x, y| {
+                image::Rgb([
+                    (x * 7 % 251) as u8,
+                    (y * 5 % 253) as u8,
+                    ((x + y) % 256) as u8,
+                ])
+            })
+        };
+        let turned = |side: f32, angle: f32, (cx, cy): (f32, f32)| {
+            let (a, b) = (side * angle.cos(), side * angle.sin());
+            let (tx, ty) = (cx - 0.5 * (a - b), cy - 0.5 * (b + a));
+            Region::Aligned(Aligned {
+                map: Similarity { a, b, tx, ty },
+            })
+        };
+        let cases = [
+            (
+                picture(300, 200),
+                square_mask(300, 200, (120, 60, 170, 95)),
+                None,
+            ),
+            (picture(40, 40), square_mask(40, 40, (12, 15, 22, 30)), None),
+            (
+                picture(400, 300),
+                square_mask(400, 300, (180, 140, 230, 170)),
+                Some(turned(150.0, 0.4, (200.0, 150.0))),
+            ),
+            (
+                picture(120, 100),
+                square_mask(120, 100, (55, 45, 68, 60)),
+                Some(turned(30.0, -0.3, (60.0, 50.0))),
+            ),
+        ];
+        for (original, mask, aligned) in cases {
+            let region = aligned
+                .unwrap_or_else(|| Region::Square(Square::around(&mask, size).expect("masked")));
+            let model_mask = region.crop_mask(&mask, size);
+            let reads = region.reads(&model_mask);
+            assert!(!reads.is_empty() && reads.width() < size, "{reads:?}");
+            let edited = picture(size, size);
+            let mut spoilt = RgbImage::from_pixel(size, size, image::Rgb([255, 0, 255]));
+            for y in reads.y0..reads.y1 {
+                for x in reads.x0..reads.x1 {
+                    spoilt.put_pixel(x, y, *edited.get_pixel(x, y));
+                }
+            }
+            assert_eq!(
+                region.composite(&original, &mask, &edited),
+                region.composite(&original, &mask, &spoilt),
+                "{region:?}"
+            );
+        }
     }
 
     #[test]

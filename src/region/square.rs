@@ -34,22 +34,15 @@ impl Square {
     /// side) on each side.
     pub fn around_with_margin(mask: &GrayImage, model_side: u32, margin: f32) -> Option<Self> {
         let (width, height) = mask.dimensions();
-        let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
-        for (x, y, p) in mask.enumerate_pixels() {
-            if p.0[0] >= 128 {
-                (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
-            }
-        }
-        if x0 > x1 {
-            return None;
-        }
-        let extent = (x1 - x0 + 1).max(y1 - y0 + 1) as f32;
+        let Window { x0, y0, x1, y1 } = super::bounds(mask)?;
+        let extent = (x1 - x0).max(y1 - y0) as f32;
         let mut side = ((extent * (1.0 + 2.0 * margin)).ceil() as u32).max(model_side);
         if width == height && side >= width {
             side = width; // the whole (square) picture: no border to invent
         }
+        // `lo..hi` of the box, `hi` exclusive.
         let place = |lo: u32, hi: u32, limit: u32| -> i64 {
-            let centre = (lo + hi + 1) as i64 / 2;
+            let centre = (lo + hi) as i64 / 2;
             let start = centre - side as i64 / 2;
             if side <= limit {
                 start.clamp(0, (limit - side) as i64)

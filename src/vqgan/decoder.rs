@@ -11,6 +11,7 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 use crate::nn::norm::{ChannelNorm, ChannelNormConfig};
 use crate::nn::residual::{ResidualBlock, ResidualBlockConfig};
+use crate::region::Window;
 
 /// Configuration of a [`Decoder`]: the mirror of the encoder's.
 #[derive(Config, Debug)]
@@ -30,6 +31,21 @@ pub struct DecoderConfig {
 struct Level {
     up: Option<Conv2d>,
     blocks: Vec<ResidualBlock>,
+}
+
+impl Level {
+    fn forward(&self, mut x: Tensor<4>) -> Tensor<4> {
+        if let Some(up) = &self.up {
+            let [_, _, h, w] = x.dims();
+            let options =
+                InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([2 * h, 2 * w]);
+            x = up.forward(interpolate(x, options));
+        }
+        for block in &self.blocks {
+            x = block.forward(x, None);
+        }
+        x
+    }
 }
 
 /// Latent grid → image.
@@ -92,17 +108,55 @@ impl Decoder {
             x = block.forward(x, None);
         }
         for level in &self.levels {
-            if let Some(up) = &level.up {
-                let [_, _, h, w] = x.dims();
-                let options = InterpolateOptions::new(InterpolateMode::Nearest)
-                    .with_output_size([2 * h, 2 * w]);
-                x = up.forward(interpolate(x, options));
-            }
-            for block in &level.blocks {
-                x = block.forward(x, None);
-            }
+            x = level.forward(x);
         }
         silu(self.norm_out.forward(x))
+    }
+
+    /// The pixels of `window` of [`forward`](Self::forward)'s picture, computing each
+    /// level only where they depend on it.
+    ///
+    /// An edit needs the decoded picture only around its mask, and every layer here is
+    /// local (3x3 convolutions, per-position norms, nearest upsampling): an output pixel
+    /// reads a fixed neighbourhood of each level. The window is grown by those reaches
+    /// from the output back to the latent grid; each level runs on its grown window and
+    /// is cut to what the next level reads, so values spoilt by the zero padding at a
+    /// cut (a ring as wide as the reach) never reach the window. At the picture's own
+    /// border the padding is the full decode's, so the window's pixels are the full
+    /// decode's (up to the rounding of differently sized products). The finest levels
+    /// cost most, and there the window is smallest.
+    ///
+    /// # Shapes
+    /// - z: `[B, D, h, w]` → `[B, 3, window.height(), window.width()]`
+    pub fn forward_window(&self, z: Tensor<4>, window: Window) -> Tensor<4> {
+        let [_, _, h, w] = z.dims();
+        let side = |level: usize| ((w << level) as u32, (h << level) as u32);
+        let finest = self.levels.len() - 1;
+        // What each level's output must hold, finest first, found from the output back.
+        let mut needed = vec![window; self.levels.len()];
+        let mut reach = grow(window, 1, side(finest)); // conv_out
+        for (i, level) in self.levels.iter().enumerate().rev() {
+            needed[i] = reach;
+            reach = grow(reach, 2 * level.blocks.len() as u32, side(i));
+            if i > 0 {
+                reach = halve(grow(reach, 1, side(i)), side(i - 1)); // the upsampling conv
+            }
+        }
+        let latent = grow(reach, 2 * self.mid.len() as u32 + 1, side(0)); // mid, conv_in
+        let mut x = self.conv_in.forward(cut(z, latent, latent));
+        let mut at = latent;
+        for block in &self.mid {
+            x = block.forward(x, None);
+        }
+        for (i, level) in self.levels.iter().enumerate() {
+            if level.up.is_some() {
+                x = cut(x, needed[i - 1], at);
+                at = double(needed[i - 1]);
+            }
+            x = level.forward(x);
+        }
+        let pixels = self.output(silu(self.norm_out.forward(x)));
+        cut(pixels, window, at)
     }
 
     /// The output layer (Taming's `G_L`, where the adaptive adversarial weight of its
@@ -130,10 +184,78 @@ impl Decoder {
     }
 }
 
+/// `window` grown by `by` on every side, within a `width`x`height` map.
+fn grow(window: Window, by: u32, (width, height): (u32, u32)) -> Window {
+    let by = by as i64;
+    Window::clipped(
+        (window.x0 as i64 - by, window.y0 as i64 - by),
+        (window.x1 as i64 + by, window.y1 as i64 + by),
+        (width, height),
+    )
+}
+
+/// The cells of a map at half the resolution that `window` lies on.
+fn halve(window: Window, bounds: (u32, u32)) -> Window {
+    Window::clipped(
+        ((window.x0 / 2) as i64, (window.y0 / 2) as i64),
+        (window.x1.div_ceil(2) as i64, window.y1.div_ceil(2) as i64),
+        bounds,
+    )
+}
+
+/// `window` at twice the resolution.
+fn double(window: Window) -> Window {
+    Window {
+        x0: 2 * window.x0,
+        y0: 2 * window.y0,
+        x1: 2 * window.x1,
+        y1: 2 * window.y1,
+    }
+}
+
+/// The part `window` of a map that covers `at` (both in the map's own pixels).
+fn cut(x: Tensor<4>, window: Window, at: Window) -> Tensor<4> {
+    let [b, c, _, _] = x.dims();
+    let (x0, y0) = ((window.x0 - at.x0) as usize, (window.y0 - at.y0) as usize);
+    let (x1, y1) = (x0 + window.width() as usize, y0 + window.height() as usize);
+    x.slice([0..b, 0..c, y0..y1, x0..x1])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::Distribution;
+    use burn::tensor::{Distribution, Tolerance};
+
+    /// A window of the decoded picture is the full decode's pixels there, wherever it
+    /// lies (inside, at an edge, a corner, the whole picture, one pixel).
+    #[test]
+    fn a_decoded_window_is_the_full_decode_there() {
+        let device = Device::flex();
+        device.seed(5);
+        let decoder = DecoderConfig::new(vec![4, 6, 8], 1, 1, 3).init(&device);
+        let z = Tensor::<4>::random([2, 3, 8, 10], Distribution::Normal(0.0, 1.0), &device);
+        let full = decoder.forward(z.clone()); // [2, 3, 32, 40]
+        let windows = [
+            (13, 9, 22, 17),
+            (0, 0, 7, 5),
+            (30, 20, 40, 32),
+            (0, 0, 40, 32),
+            (17, 31, 18, 32),
+            (5, 3, 37, 29),
+        ];
+        for (x0, y0, x1, y1) in windows {
+            let window = Window { x0, y0, x1, y1 };
+            let part = decoder.forward_window(z.clone(), window);
+            let expected = full.clone().slice([
+                0..2,
+                0..3,
+                y0 as usize..y1 as usize,
+                x0 as usize..x1 as usize,
+            ]);
+            part.into_data()
+                .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-5));
+        }
+    }
 
     /// The output layer's gradient norm from a pixel gradient equals the one a full
     /// backward pass of the same loss gives.

@@ -25,6 +25,7 @@ pub use encoder::{Encoder, EncoderConfig};
 pub use quantizer::{Quantized, Quantizer, QuantizerConfig};
 
 use crate::nn::two_stream::downsample_mask;
+use crate::region::Window;
 use crate::store::{self, StoreError};
 
 /// Hyper-parameters of the tokenizer.
@@ -180,18 +181,21 @@ impl Vqgan {
     }
 
     /// Decodes token indices, keeping the continuous features where `token_mask` is 0
-    /// (Eq. 4).
+    /// (Eq. 4): the pixels of `window` only (see [`Decoder::forward_window`]).
     ///
     /// # Shapes
     /// - indices: `[B, h, w]`, continuous: `[B, D, h, w]`, token_mask: `[B, 1, h, w]`
+    /// - output: `[B, 3, window.height(), window.width()]`
     pub fn decode_mixed(
         &self,
         indices: Tensor<3, Int>,
         continuous: Tensor<4>,
         token_mask: Tensor<4>,
+        window: Window,
     ) -> Tensor<4> {
         let codes = self.quantizer.lookup(indices);
-        self.decoder.forward(mix(codes, continuous, token_mask))
+        self.decoder
+            .forward_window(mix(codes, continuous, token_mask), window)
     }
 
     /// Decodes token indices alone.
