@@ -4,7 +4,7 @@
 //! decoded with the kept features (Eq. 4) and blended back only inside the mask.
 
 use std::ops::ControlFlow;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use burn::prelude::*;
 use image::{GrayImage, RgbImage, imageops};
@@ -114,13 +114,25 @@ impl Tokenised<'_> {
 /// When a preview is worth its decode, which costs several token steps: the first as
 /// soon as the first token is drawn, then each only after three times as long as the
 /// last preview took, so previews take at most about a quarter of an edit on any
-/// machine, and at most [`PREVIEWS`] in all. Previews show the first candidate, the
-/// one the canvas shows: decoding a picture costs as much per candidate as it does
-/// for one (the decoder's work grows with its pixels), so previews of every candidate
-/// would cost as much as the candidates save (BENCHMARKS, "Candidates").
+/// machine, and at most [`PREVIEWS`] in all; and none when the tokens left, at the
+/// pace since the last preview, take less time than a preview costs (the finished
+/// picture comes about as soon, and the preview would only delay it). Previews show
+/// the first candidate, the one the canvas shows: decoding a picture costs as much per
+/// candidate as it does for one (the decoder's work grows with its pixels), so
+/// previews of every candidate would cost as much as the candidates save
+/// (BENCHMARKS, "Candidates").
 struct PreviewClock {
     shown: usize,
+    /// The earliest the next preview may come.
     next: Instant,
+    last: Option<LastPreview>,
+}
+
+/// What the last preview cost, when it ended, and how many tokens were drawn by then.
+struct LastPreview {
+    cost: Duration,
+    ended: Instant,
+    done: usize,
 }
 
 impl PreviewClock {
@@ -128,19 +140,28 @@ impl PreviewClock {
         Self {
             shown: 0,
             next: Instant::now(),
+            last: None,
         }
     }
 
-    /// Whether a preview is due now.
-    fn due(&self) -> bool {
-        self.shown == 0 || (self.shown < PREVIEWS && Instant::now() >= self.next)
+    /// Whether a preview is due at `now`, `done` of `total` tokens drawn.
+    fn due(&self, now: Instant, done: usize, total: usize) -> bool {
+        let Some(last) = &self.last else {
+            return true;
+        };
+        if self.shown >= PREVIEWS || now < self.next {
+            return false;
+        }
+        let pace = (now - last.ended) / (done.saturating_sub(last.done).max(1) as u32);
+        pace * (total.saturating_sub(done) as u32) > last.cost
     }
 
-    /// A preview that began at `started` has been shown.
-    fn shown(&mut self, started: Instant) {
+    /// A preview that ran from `started` to `ended` has been shown, `done` tokens in.
+    fn shown(&mut self, started: Instant, ended: Instant, done: usize) {
         self.shown += 1;
-        let now = Instant::now();
-        self.next = now + (now - started) * 3;
+        let cost = ended - started;
+        self.next = ended + cost * 3;
+        self.last = Some(LastPreview { cost, ended, done });
     }
 }
 
@@ -243,12 +264,12 @@ impl Engine {
                     done,
                     total,
                 })?;
-                if !clock.due() || done == total {
+                let started = Instant::now();
+                if !clock.due(started, done, total) || done == total {
                     return ControlFlow::Continue(());
                 }
-                let started = Instant::now();
                 let flow = t.preview(&grids[0], progress);
-                clock.shown(started);
+                clock.shown(started, Instant::now(), done);
                 flow.unwrap_or_else(|err| stop(&mut failed, err))
             },
         );
@@ -305,4 +326,29 @@ impl Engine {
 fn stop(failed: &mut Option<EngineError>, err: EngineError) -> ControlFlow<()> {
     *failed = Some(err);
     ControlFlow::Break(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first preview comes at once; later ones wait three times the last one's
+    /// cost, and do not come when the tokens left would be drawn sooner than a preview.
+    #[test]
+    fn previews_wait_and_are_skipped_near_the_end() {
+        let ms = Duration::from_millis;
+        let mut clock = PreviewClock::new();
+        let start = Instant::now();
+        assert!(clock.due(start, 1, 25));
+        clock.shown(start, start + ms(20), 1);
+        let ended = start + ms(20);
+        assert!(
+            !clock.due(ended + ms(50), 12, 25),
+            "too soon after the last"
+        );
+        // 3 ms a token since: 19 tokens left take 57 ms, more than a preview costs.
+        assert!(clock.due(ended + ms(60), 21, 40));
+        // 5 tokens left take 15 ms: the finished picture is nearer than a preview.
+        assert!(!clock.due(ended + ms(60), 21, 26));
+    }
 }
