@@ -153,6 +153,13 @@ mod tests {
     }
 
     #[test]
+    fn a_wholly_masked_grid_makes_the_la_mask_the_vanilla_one() {
+        for conditions in [0, 3] {
+            assert_eq!(la_mask(conditions, &[true; 6]), vanilla_mask(conditions, 6));
+        }
+    }
+
+    #[test]
     fn vanilla_mask_is_lower_triangular_over_targets() {
         let mask = vanilla_mask(0, 3);
         let expected = [1, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1];

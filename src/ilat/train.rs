@@ -11,8 +11,9 @@
 use std::path::PathBuf;
 
 use burn::prelude::*;
-use rand::SeedableRng;
+use image::GrayImage;
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use super::mask::network_mask;
 use super::model::{Guide, GuideKind, Ilat, IlatConfig};
@@ -53,6 +54,14 @@ pub struct IlatTrainingConfig {
     /// AdamW's decoupled weight decay.
     #[config(default = 0.01)]
     pub weight_decay: f32,
+    /// Fraction of training examples whose mask is the whole picture (iLAT only; the
+    /// held-out examples keep their masks). A whole mask makes the LA mask the vanilla
+    /// causal one and every token a target, so these examples carry Taming's objective:
+    /// the next-token signal of the whole grid, where an ordinary example's targets are
+    /// its masked 5-50 %. The lever for iLAT against Taming*, which is trained on every
+    /// token.
+    #[config(default = 0.0)]
+    pub whole_fraction: f64,
 }
 
 /// Where a run's data is.
@@ -229,7 +238,8 @@ pub fn train(
         (&config.model, config.weight_decay),
         held_out,
         |rng: &mut StdRng| {
-            let examples = train_set.draw(o.batch, range, shape, rng);
+            let mut examples = train_set.draw(o.batch, range, shape, rng);
+            whole_masks(&mut examples.masks, config.whole_fraction, rng);
             make_batch(
                 &examples,
                 tokenizer,
@@ -241,6 +251,15 @@ pub fn train(
         batch_loss,
     );
     training::fit(trainer, o, &paths.to, config)
+}
+
+/// Makes each mask the whole picture with probability `fraction`.
+fn whole_masks(masks: &mut [GrayImage], fraction: f64, rng: &mut StdRng) {
+    for mask in masks {
+        if rng.random_bool(fraction.clamp(0.0, 1.0)) {
+            mask.pixels_mut().for_each(|p| p.0[0] = 255);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -299,6 +318,31 @@ mod tests {
         }
         let causal = batch_of(Objective::Causal);
         assert_eq!(training::scalar(&causal.weights.sum()), 48.0);
+    }
+
+    /// An iLAT example with a whole mask is a Taming example: the same inputs,
+    /// targets, weights and attention mask; a fraction of 0 keeps every mask.
+    #[test]
+    fn whole_masks_carry_tamings_objective() {
+        let (tokenizer, config, faces) = tiny();
+        let mut rng = StdRng::seed_from_u64(2);
+        let mut examples = faces.draw(3, (0.1, 0.5), (16, 4), &mut rng);
+        let drawn = examples.masks.clone();
+        whole_masks(&mut examples.masks, 0.0, &mut rng);
+        assert_eq!(examples.masks, drawn);
+        whole_masks(&mut examples.masks, 1.0, &mut rng);
+        let device = Device::flex();
+        let local = make_batch(&examples, &tokenizer, &config, Objective::LocalAr, &device)
+            .expect("a batch");
+        let causal = make_batch(&examples, &tokenizer, &config, Objective::Causal, &device)
+            .expect("a batch");
+        let ints = |t: Tensor<2, Int>| t.try_into_vec_as::<i64>().expect("ids");
+        assert_eq!(ints(local.inputs), ints(causal.inputs));
+        assert_eq!(ints(local.targets), ints(causal.targets));
+        let floats = |t: Tensor<2>| t.try_into_vec_as::<f32>().expect("weights");
+        assert_eq!(floats(local.weights), floats(causal.weights));
+        let bools = |t: Tensor<4, Bool>| t.try_into_vec_as::<bool>().expect("a mask");
+        assert_eq!(bools(local.mask), bools(causal.mask));
     }
 
     #[test]
