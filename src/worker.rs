@@ -37,8 +37,6 @@ pub enum Request {
     },
     /// Faces on the way from seed `from`'s face to seed `from + 1`'s.
     Interpolate { arch: Arch, from: u64, steps: usize },
-    /// Find the faces in a picture (answered by [`Event::Faces`]).
-    Faces(RgbImage),
 }
 
 impl Request {
@@ -49,7 +47,6 @@ impl Request {
             Request::Edit(r) => r.sampling.seed = seed,
             Request::Repose(r) => r.sampling.seed = seed,
             Request::Sample { seed: s, .. } | Request::Interpolate { from: s, .. } => *s = seed,
-            Request::Faces(_) => {}
         }
         request
     }
@@ -59,7 +56,6 @@ impl Request {
             Request::Edit(r) => r.sampling.seed,
             Request::Repose(r) => r.sampling.seed,
             Request::Sample { seed, .. } | Request::Interpolate { from: seed, .. } => *seed,
-            Request::Faces(_) => 0,
         }
     }
 }
@@ -73,6 +69,8 @@ pub enum Command {
         request: Box<Request>,
         candidates: usize,
     },
+    /// Find the faces in a picture (answered by [`Event::Faces`]).
+    Faces { id: u64, image: RgbImage },
     /// Stop the thread.
     Shutdown,
 }
@@ -114,7 +112,7 @@ pub enum Event {
         image: RgbImage,
         seconds: f64,
     },
-    /// The faces of a [`Request::Faces`], best first.
+    /// The faces of a [`Worker::find_faces`] job, best first.
     Faces { id: u64, faces: Vec<Face> },
     /// The job failed; the message says why.
     Failed { id: u64, error: String },
@@ -218,13 +216,23 @@ impl Worker {
     /// Queues a job of `candidates` results (at least one) and returns its id; any
     /// earlier job is cancelled.
     pub fn submit(&self, request: Request, candidates: usize) -> u64 {
-        let id = self.latest.fetch_add(1, Ordering::SeqCst) + 1;
-        let command = Command::Run {
+        self.queue(|id| Command::Run {
             id,
             request: Box::new(request),
             candidates: candidates.max(1),
-        };
-        if self.commands.send(command).is_err() {
+        })
+    }
+
+    /// Queues a search for the faces in `image` and returns its id; any earlier job is
+    /// cancelled (a new picture's faces make its old jobs moot).
+    pub fn find_faces(&self, image: RgbImage) -> u64 {
+        self.queue(|id| Command::Faces { id, image })
+    }
+
+    /// Sends the job `command(id)` under a new id, which cancels every earlier one.
+    fn queue(&self, command: impl FnOnce(u64) -> Command) -> u64 {
+        let id = self.latest.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.commands.send(command(id)).is_err() {
             tracing::warn!("the worker thread has stopped; job {id} will not run");
         }
         id
@@ -272,24 +280,24 @@ fn model_pool() -> Result<rayon::ThreadPool, rayon::ThreadPoolBuildError> {
 /// The thread's loop: take the newest job, run it while it is still the latest.
 fn serve(mut engine: Engine, inbox: &Receiver<Command>, latest: &AtomicU64, send: &dyn Fn(Event)) {
     while let Ok(command) = inbox.recv() {
-        let Command::Run {
-            id,
-            request,
-            candidates,
-        } = command
-        else {
-            return;
+        let (id, request, candidates) = match command {
+            Command::Run {
+                id,
+                request,
+                candidates,
+            } => (id, request, candidates),
+            Command::Faces { id, image } => {
+                send(match engine.faces(&image) {
+                    Ok(faces) => Event::Faces { id, faces },
+                    Err(err) => Event::Failed {
+                        id,
+                        error: err.to_string(),
+                    },
+                });
+                continue;
+            }
+            Command::Shutdown => return,
         };
-        if let Request::Faces(image) = *request {
-            send(match engine.faces(&image) {
-                Ok(faces) => Event::Faces { id, faces },
-                Err(err) => Event::Failed {
-                    id,
-                    error: err.to_string(),
-                },
-            });
-            continue;
-        }
         let start = Instant::now();
         let job = Job { id, latest, send };
         let mut outcome = candidate_results(&mut engine, &request, candidates, &job);
@@ -342,7 +350,7 @@ fn candidate_results(
 ) -> Result<Option<RgbImage>, EngineError> {
     let Job { id, send, .. } = *job;
     let rounds = match request {
-        Request::Edit(_) | Request::Repose(_) | Request::Faces(_) => 1,
+        Request::Edit(_) | Request::Repose(_) => 1,
         Request::Sample { .. } | Request::Interpolate { .. } => candidates,
     };
     let mut first = None;
@@ -409,7 +417,6 @@ fn run(
             Request::Interpolate { arch, from, steps } => {
                 engine.interpolate(*arch, (*from, from.wrapping_add(1)), *steps)
             }
-            Request::Faces(_) => Ok(Vec::new()), // answered by `serve` itself
         }
     }))
     .unwrap_or_else(|panic| Err(EngineError::Failed(panic_message(&*panic))))

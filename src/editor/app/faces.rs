@@ -7,7 +7,6 @@ use eframe::egui;
 use super::{EditorApp, JobKind};
 use crate::data::PicturePoint;
 use crate::editor::face_marks;
-use crate::worker::Request;
 
 /// The face under the mask (its index), with the mask revision and the faces it was
 /// found for.
@@ -21,8 +20,8 @@ impl EditorApp {
     pub(super) fn locate_faces(&mut self, ctx: &egui::Context) {
         if self.faces_wanted && self.job.is_none() {
             self.faces_wanted = false;
-            let request = Request::Faces(self.document.image.clone());
-            self.submit(request, ctx);
+            let image = self.document.image.clone();
+            self.start(JobKind::Faces, ctx, |worker| worker.find_faces(image));
         }
     }
 

@@ -63,12 +63,22 @@ impl EditorApp {
             Request::Edit(_) => JobKind::Edit,
             Request::Repose(_) => JobKind::Repose,
             Request::Sample { .. } | Request::Interpolate { .. } => JobKind::Gallery,
-            Request::Faces(_) => JobKind::Faces,
         };
         let candidates = match kind {
             JobKind::Gallery => 1,
             _ => self.candidates,
         };
+        self.start(kind, ctx, |worker| worker.submit(request, candidates));
+    }
+
+    /// Starts a job of `kind`: `queue` hands it to the worker (started on first use)
+    /// and returns its id.
+    pub(super) fn start(
+        &mut self,
+        kind: JobKind,
+        ctx: &egui::Context,
+        queue: impl FnOnce(&Worker) -> u64,
+    ) {
         if self.locating() {
             self.faces_wanted = true; // superseded: look again when the worker is free
         }
@@ -77,7 +87,7 @@ impl EditorApp {
             .get_or_insert_with(|| spawn_worker(&self.models, self.backend, ctx.clone()));
         match worker {
             Ok(worker) => {
-                let id = worker.submit(request, candidates);
+                let id = queue(worker);
                 self.job = Some(Job {
                     id,
                     kind,
