@@ -138,33 +138,40 @@ mod tests {
     use rand::SeedableRng;
 
     /// The largest change, over every layer and every unmasked position, that arbitrary
-    /// new values under random masks cause.
-    fn worst_unmasked_change(two_stream: bool) -> f32 {
+    /// new values under random masks cause, for an encoder of `widths` on `side`-pixel
+    /// pictures.
+    fn worst_unmasked_change(widths: Vec<usize>, side: usize, two_stream: bool) -> f32 {
         let device = Device::flex();
         device.seed(11);
-        let encoder = EncoderConfig::new(vec![8, 16, 16], 1, 1, 8)
+        let encoder = EncoderConfig::new(widths, 1, 1, 8)
             .with_two_stream(two_stream)
             .init(&device);
         let mut rng = rand::rngs::StdRng::seed_from_u64(12);
         let mut worst = 0.0f32;
         for _ in 0..3 {
             let masks: Vec<_> = (0..2)
-                .map(|_| random_mask(32, 0.1, 0.4, &mut rng))
+                .map(|_| random_mask(side as u32, 0.1, 0.4, &mut rng))
                 .collect();
             let mask = masks_to_tensor(&masks, &device);
-            let images =
-                Tensor::<4>::random([2, 3, 32, 32], Distribution::Uniform(-1.0, 1.0), &device);
-            let noise =
-                Tensor::<4>::random([2, 3, 32, 32], Distribution::Uniform(-50.0, 50.0), &device);
+            let images = Tensor::<4>::random(
+                [2, 3, side, side],
+                Distribution::Uniform(-1.0, 1.0),
+                &device,
+            );
+            let noise = Tensor::<4>::random(
+                [2, 3, side, side],
+                Distribution::Uniform(-50.0, 50.0),
+                &device,
+            );
             let changed = images
                 .clone()
-                .mask_where(mask.clone().bool().expand([2, 3, 32, 32]), noise);
+                .mask_where(mask.clone().bool().expand([2, 3, side, side]), noise);
             let a = encoder.layer_outputs(images, Some(mask.clone()));
             let b = encoder.layer_outputs(changed, Some(mask.clone()));
             assert!(a.len() > 10, "too few layers traced: {}", a.len());
             for (fa, fb) in a.into_iter().zip(b) {
                 let [_, channels, h, w] = fa.dims();
-                let kept = downsample_mask(mask.clone(), 32 / h).neg() + 1.0;
+                let kept = downsample_mask(mask.clone(), side / h).neg() + 1.0;
                 let diff = ((fa - fb).abs() * kept.expand([2, channels, h, w]))
                     .max()
                     .into_scalar::<f32>();
@@ -176,13 +183,20 @@ mod tests {
 
     #[test]
     fn leak_free_encoder_ignores_masked_pixels_at_every_layer() {
-        let worst = worst_unmasked_change(true);
+        let worst = worst_unmasked_change(vec![8, 16, 16], 32, true);
+        assert!(worst < 1e-5, "unmasked features moved by {worst}");
+    }
+
+    /// The 128 px tokenizer's shape: four levels (f = 8) on 128 px pictures.
+    #[test]
+    fn leak_free_encoder_ignores_masked_pixels_at_128_px() {
+        let worst = worst_unmasked_change(vec![4, 8, 8, 8], 128, true);
         assert!(worst < 1e-5, "unmasked features moved by {worst}");
     }
 
     #[test]
     fn leak_check_catches_an_ordinary_conv_encoder() {
-        let worst = worst_unmasked_change(false);
+        let worst = worst_unmasked_change(vec![8, 16, 16], 32, false);
         assert!(
             worst > 1e-2,
             "an ordinary encoder should leak, moved only {worst}"
