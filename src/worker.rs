@@ -287,13 +287,7 @@ fn serve(mut engine: Engine, inbox: &Receiver<Command>, latest: &AtomicU64, send
                 candidates,
             } => (id, request, candidates),
             Command::Faces { id, image } => {
-                send(match engine.faces(&image) {
-                    Ok(faces) => Event::Faces { id, faces },
-                    Err(err) => Event::Failed {
-                        id,
-                        error: err.to_string(),
-                    },
-                });
+                send(faces(&mut engine, id, &image, latest));
                 continue;
             }
             Command::Shutdown => return,
@@ -322,6 +316,23 @@ fn serve(mut engine: Engine, inbox: &Receiver<Command>, latest: &AtomicU64, send
                 error: err.to_string(),
             },
         });
+    }
+}
+
+/// The answer to a search for faces: none if a newer job has come since (the faces of
+/// a picture no longer shown are moot); a panic becomes an error, as a job's does.
+fn faces(engine: &mut Engine, id: u64, image: &RgbImage, latest: &AtomicU64) -> Event {
+    if latest.load(Ordering::SeqCst) != id {
+        return Event::Cancelled { id };
+    }
+    let found = catch_unwind(AssertUnwindSafe(|| engine.faces(image)))
+        .unwrap_or_else(|panic| Err(EngineError::Failed(panic_message(&*panic))));
+    match found {
+        Ok(faces) => Event::Faces { id, faces },
+        Err(err) => Event::Failed {
+            id,
+            error: err.to_string(),
+        },
     }
 }
 

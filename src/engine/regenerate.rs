@@ -123,8 +123,6 @@ impl Tokenised<'_> {
 /// (BENCHMARKS, "Candidates").
 struct PreviewClock {
     shown: usize,
-    /// The earliest the next preview may come.
-    next: Instant,
     last: Option<LastPreview>,
 }
 
@@ -139,7 +137,6 @@ impl PreviewClock {
     fn new() -> Self {
         Self {
             shown: 0,
-            next: Instant::now(),
             last: None,
         }
     }
@@ -149,7 +146,7 @@ impl PreviewClock {
         let Some(last) = &self.last else {
             return true;
         };
-        if self.shown >= PREVIEWS || now < self.next {
+        if self.shown >= PREVIEWS || now < last.ended + last.cost * 3 {
             return false;
         }
         let pace = (now - last.ended) / (done.saturating_sub(last.done).max(1) as u32);
@@ -159,9 +156,11 @@ impl PreviewClock {
     /// A preview that ran from `started` to `ended` has been shown, `done` tokens in.
     fn shown(&mut self, started: Instant, ended: Instant, done: usize) {
         self.shown += 1;
-        let cost = ended - started;
-        self.next = ended + cost * 3;
-        self.last = Some(LastPreview { cost, ended, done });
+        self.last = Some(LastPreview {
+            cost: ended - started,
+            ended,
+            done,
+        });
     }
 }
 

@@ -239,7 +239,9 @@ pub fn train(
         held_out,
         |rng: &mut StdRng| {
             let mut examples = train_set.draw(o.batch, range, shape, rng);
-            whole_masks(&mut examples.masks, config.whole_fraction, rng);
+            if config.objective == Objective::LocalAr {
+                whole_masks(&mut examples.masks, config.whole_fraction, rng);
+            }
             make_batch(
                 &examples,
                 tokenizer,
@@ -253,10 +255,14 @@ pub fn train(
     training::fit(trainer, o, &paths.to, config)
 }
 
-/// Makes each mask the whole picture with probability `fraction`.
+/// Makes each mask the whole picture with probability `fraction`; with none, draws
+/// nothing from `rng`, so a run without whole masks draws the examples it always did.
 fn whole_masks(masks: &mut [GrayImage], fraction: f64, rng: &mut StdRng) {
+    if fraction.is_nan() || fraction <= 0.0 {
+        return;
+    }
     for mask in masks {
-        if rng.random_bool(fraction.clamp(0.0, 1.0)) {
+        if rng.random_bool(fraction.min(1.0)) {
             mask.pixels_mut().for_each(|p| p.0[0] = 255);
         }
     }
@@ -328,8 +334,10 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(2);
         let mut examples = faces.draw(3, (0.1, 0.5), (16, 4), &mut rng);
         let drawn = examples.masks.clone();
+        let before = rng.clone();
         whole_masks(&mut examples.masks, 0.0, &mut rng);
         assert_eq!(examples.masks, drawn);
+        assert_eq!(rng, before, "no whole masks, no draws");
         whole_masks(&mut examples.masks, 1.0, &mut rng);
         let device = Device::flex();
         let local = make_batch(&examples, &tokenizer, &config, Objective::LocalAr, &device)

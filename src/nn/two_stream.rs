@@ -77,7 +77,7 @@ impl TwoStreamConv2d {
         let Some(rows) = Span::of(&ring, 2) else {
             return (full, Some(mask_out));
         };
-        let cols = Span::of(&ring, 3).unwrap_or(rows);
+        let cols = Span::of(&ring, 3).expect("a ring with rows has columns");
         let clean = self.clean_stream(x, mask, rows, cols);
         let [batch, d_out, _, _] = full.dims();
         let (rs, cs) = (rows.start..rows.end, cols.start..cols.end);

@@ -119,12 +119,13 @@ impl Decoder {
     /// An edit needs the decoded picture only around its mask, and every layer here is
     /// local (3x3 convolutions, per-position norms, nearest upsampling): an output pixel
     /// reads a fixed neighbourhood of each level. The window is grown by those reaches
-    /// from the output back to the latent grid; each level runs on its grown window and
-    /// is cut to what the next level reads, so values spoilt by the zero padding at a
-    /// cut (a ring as wide as the reach) never reach the window. At the picture's own
-    /// border the padding is the full decode's, so the window's pixels are the full
-    /// decode's (up to the rounding of differently sized products). The finest levels
-    /// cost most, and there the window is smallest.
+    /// from the output back to the latent grid; the latent grid is cut to its grown
+    /// window and each level's output to what the next level reads before it is
+    /// upsampled, so values spoilt by the zero padding at a cut (a ring as wide as the
+    /// reach) never reach the window. At the picture's own border the padding is the
+    /// full decode's, so the window's pixels are the full decode's (up to the rounding of
+    /// differently sized products). The finest levels cost most, and there the window
+    /// is smallest. `window` must be non-empty and inside the picture.
     ///
     /// # Shapes
     /// - z: `[B, D, h, w]` → `[B, 3, window.height(), window.width()]`
@@ -132,18 +133,25 @@ impl Decoder {
         let [_, _, h, w] = z.dims();
         let side = |level: usize| ((w << level) as u32, (h << level) as u32);
         let finest = self.levels.len() - 1;
-        // What each level's output must hold, finest first, found from the output back.
-        let mut needed = vec![window; self.levels.len()];
-        let mut reach = grow(window, 1, side(finest)); // conv_out
+        // What each level's output must hold for the next (coarsest first), found from
+        // the output back; `reads` is what the layers seen so far read.
+        let mut needed = vec![window; finest];
+        let mut reads = grow(window, 1, side(finest)); // conv_out
         for (i, level) in self.levels.iter().enumerate().rev() {
-            needed[i] = reach;
-            reach = grow(reach, 2 * level.blocks.len() as u32, side(i));
+            reads = grow(reads, 2 * level.blocks.len() as u32, side(i));
             if i > 0 {
-                reach = halve(grow(reach, 1, side(i)), side(i - 1)); // the upsampling conv
+                reads = halve(grow(reads, 1, side(i)), side(i - 1)); // the upsampling conv
+                needed[i - 1] = reads;
             }
         }
-        let latent = grow(reach, 2 * self.mid.len() as u32 + 1, side(0)); // mid, conv_in
-        let mut x = self.conv_in.forward(cut(z, latent, latent));
+        let latent = grow(reads, 2 * self.mid.len() as u32 + 1, side(0)); // mid, conv_in
+        let grid = Window {
+            x0: 0,
+            y0: 0,
+            x1: w as u32,
+            y1: h as u32,
+        };
+        let mut x = self.conv_in.forward(cut(z, latent, grid));
         let mut at = latent;
         for block in &self.mid {
             x = block.forward(x, None);
@@ -233,15 +241,16 @@ mod tests {
         let device = Device::flex();
         device.seed(5);
         let decoder = DecoderConfig::new(vec![4, 6, 8], 1, 1, 3).init(&device);
-        let z = Tensor::<4>::random([2, 3, 8, 10], Distribution::Normal(0.0, 1.0), &device);
-        let full = decoder.forward(z.clone()); // [2, 3, 32, 40]
+        let z = Tensor::<4>::random([2, 3, 20, 24], Distribution::Normal(0.0, 1.0), &device);
+        let full = decoder.forward(z.clone()); // [2, 3, 80, 96]
         let windows = [
             (13, 9, 22, 17),
             (0, 0, 7, 5),
-            (30, 20, 40, 32),
-            (0, 0, 40, 32),
-            (17, 31, 18, 32),
-            (5, 3, 37, 29),
+            (70, 58, 96, 80),
+            (0, 0, 96, 80),
+            (57, 79, 58, 80),
+            (41, 33, 66, 52),
+            (90, 2, 96, 11),
         ];
         for (x0, y0, x1, y1) in windows {
             let window = Window { x0, y0, x1, y1 };
