@@ -125,9 +125,9 @@ pub fn seamless(
 struct Unknowns {
     /// Picture coordinates of every masked pixel of the window.
     pixels: Vec<(u32, u32)>,
-    /// For each, its neighbours in the picture: `Some(j)` an unknown, `None` a border
-    /// pixel whose value is known (with its coordinates).
-    neighbours: Vec<Vec<Neighbour>>,
+    /// For each, its four neighbours in the picture (none past the picture's edge): an
+    /// unknown by its index, or a border pixel, whose value is known, by its coordinates.
+    neighbours: Vec<[Option<Neighbour>; 4]>,
 }
 
 #[derive(Clone, Copy)]
@@ -159,22 +159,19 @@ impl Unknowns {
             .iter()
             .map(|&(x, y)| {
                 let steps = [(-1i64, 0i64), (1, 0), (0, -1), (0, 1)];
-                steps
-                    .iter()
-                    .filter_map(|&(dx, dy)| {
-                        let (nx, ny) = (x as i64 + dx, y as i64 + dy);
-                        if nx < 0 || ny < 0 || nx >= width as i64 || ny >= height as i64 {
-                            return None; // the picture's own edge: no constraint
-                        }
-                        let (nx, ny) = (nx as u32, ny as u32);
-                        Some(if inside(nx, ny) {
-                            let i = ((ny - window.y0) * window.width() + nx - window.x0) as usize;
-                            Neighbour::Unknown(index[i])
-                        } else {
-                            Neighbour::Border(nx, ny)
-                        })
+                steps.map(|(dx, dy)| {
+                    let (nx, ny) = (x as i64 + dx, y as i64 + dy);
+                    if nx < 0 || ny < 0 || nx >= width as i64 || ny >= height as i64 {
+                        return None; // the picture's own edge: no constraint
+                    }
+                    let (nx, ny) = (nx as u32, ny as u32);
+                    Some(if inside(nx, ny) {
+                        let i = ((ny - window.y0) * window.width() + nx - window.x0) as usize;
+                        Neighbour::Unknown(index[i])
+                    } else {
+                        Neighbour::Border(nx, ny)
                     })
-                    .collect()
+                })
             })
             .collect();
         Self { pixels, neighbours }
@@ -190,7 +187,7 @@ impl Unknowns {
         let apply = |c: &[[f32; 3]], out: &mut [[f32; 3]]| {
             for (i, nb) in self.neighbours.iter().enumerate() {
                 let mut v = [0.0f32; 3];
-                for &q in nb {
+                for &q in nb.iter().flatten() {
                     for k in 0..3 {
                         v[k] += c[i][k]
                             - match q {
@@ -206,7 +203,7 @@ impl Unknowns {
             .neighbours
             .iter()
             .map(|nb| {
-                nb.iter().fold([0.0; 3], |mut acc, q| {
+                nb.iter().flatten().fold([0.0; 3], |mut acc, q| {
                     if let Neighbour::Border(x, y) = *q {
                         let b = border(x, y);
                         (0..3).for_each(|k| acc[k] += b[k]);
