@@ -111,6 +111,12 @@ impl Data {
         self.root.join("nets/inception_v3_fid.safetensors")
     }
 
+    /// The token models' caches of the training faces' tokens (see
+    /// [`crate::training::TokenCache`]).
+    pub fn token_caches(&self) -> PathBuf {
+        self.root.join("token-cache")
+    }
+
     /// Real photos with faces (`tessera eval photos`).
     pub fn photos(&self) -> PathBuf {
         self.root.join("photos")

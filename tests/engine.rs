@@ -17,6 +17,9 @@ use tessera::engine::{
 use tessera::evaluate::feature_mask;
 use tessera::faces::TEMPLATE;
 use tessera::hit::Arch;
+use tessera::ilat::model::{GuideKind, IlatConfig};
+use tessera::store;
+use tessera::vqgan::{self, VqganConfig};
 
 fn engine(tag: &str) -> Engine {
     Engine::new(&common::tiny_models(tag), BackendChoice::Cpu).expect("engine")
@@ -270,6 +273,59 @@ fn a_repose_needs_visible_joints_and_a_pose_model() {
         )
         .expect_err("a sketch model");
     assert!(err.to_string().contains("guided by Sketch"), "{err}");
+}
+
+#[test]
+fn a_pose_model_on_the_peoples_own_tokenizer_reposes_through_it() {
+    let models = common::tiny_models("engine-people-tokenizer");
+    let engine = Engine::new(&models, BackendChoice::Cpu).expect("engine");
+    assert_eq!(
+        engine.people_tokenizer(),
+        vqgan::FACES,
+        "one tokenizer for all"
+    );
+    // The people's tokenizer has half the codes of the faces', so a pose model that
+    // fits one cannot fit the other.
+    let device = burn::prelude::Device::flex();
+    let people = VqganConfig::new()
+        .with_widths(vec![8, 16, 16])
+        .with_codebook_size(32)
+        .with_code_dim(8);
+    store::save_model(&models, vqgan::PEOPLE, &people, people.init(&device)).expect("save");
+    let posed = IlatConfig::new(32, 16)
+        .with_d_model(32)
+        .with_n_heads(4)
+        .with_n_layers(2)
+        .with_guidance(GuideKind::Pose);
+    let on_people = posed.clone().with_tokenizer(vqgan::PEOPLE.into());
+    store::save_model(&models, "pose-ilat", &on_people, on_people.init(&device)).expect("save");
+    store::save_model(&models, "pose-taming", &posed, posed.init(&device)).expect("save");
+    let mut engine = Engine::new(&models, BackendChoice::Cpu).expect("engine");
+    assert_eq!(engine.people_tokenizer(), vqgan::PEOPLE);
+    let photo = RgbImage::from_fn(160, 120, |x, y| image::Rgb([x as u8, y as u8, 90]));
+    let old = Pose::standing(60.0, 110.0, 80.0);
+    let mut new = old.clone();
+    new.joints[6].y -= 30.0;
+    let (mask, _) = repose_region(&old, &new, (160, 120), DILATION, 64).expect("visible joints");
+    let out = engine
+        .repose(
+            &repose_request(photo.clone(), old.clone(), new.clone(), Method::Ilat),
+            &mut |_| ControlFlow::Continue(()),
+        )
+        .expect("a repose through the people's tokenizer");
+    common::assert_only_masked_pixels_change(&photo, &mask, &out);
+    // `pose-taming` says it models the faces' tokens (64 codes), but has 32.
+    let err = engine
+        .repose(
+            &repose_request(photo, old, new, Method::Taming),
+            &mut |_| ControlFlow::Continue(()),
+        )
+        .expect_err("trained on another tokenizer");
+    assert!(err.to_string().contains("vqgan.json"), "{err}");
+    let (_, grids) = engine
+        .reconstruct_with(vqgan::PEOPLE, &[RgbImage::new(64, 64)])
+        .expect("the people's reconstruction");
+    assert!(grids[0].indices.iter().all(|&i| i < 32));
 }
 
 #[test]

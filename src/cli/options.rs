@@ -229,7 +229,8 @@ pub struct HitTrainOpts {
     #[arg(long, value_enum, default_value_t = SideArg::Px128)]
     pub size: SideArg,
     /// When the run folder has no checkpoint, start from the same generator trained
-    /// at half the side in DIR (with its discriminator), grown by one level.
+    /// at half the side in DIR (with its discriminator), grown by one level, or from
+    /// one at this side with attention at fewer stages, given that attention.
     #[arg(long, value_name = "DIR", conflicts_with = "warm_start")]
     pub grow_from: Option<PathBuf>,
 }
@@ -297,6 +298,10 @@ pub struct TokenTrainOpts {
 pub struct VqganTrainOpts {
     #[command(flatten)]
     pub common: TrainCommon,
+    /// Name of the written model: `vqgan` (the faces' tokenizer, the default) or
+    /// `people-vqgan` (the pose models' own, trained with `people_fraction` 1).
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 /// `tessera eval …`

@@ -21,9 +21,9 @@ use crate::ilat::train::{IlatTrainingConfig, IlatTrainingPaths, Objective, Train
 use crate::imagebart::model::ReverseConfig;
 use crate::imagebart::train::{ImagebartTrainingConfig, ImagebartTrainingPaths};
 use crate::paths::{self, Data};
-use crate::training::{Destination, Logged, Schedule};
+use crate::training::{CachePlace, Destination, Logged, Schedule};
 use crate::vqgan::train::{VqganTrainingConfig, VqganTrainingData};
-use crate::vqgan::{DiscriminatorConfig, Vqgan, VqganConfig};
+use crate::vqgan::{self, DiscriminatorConfig, Vqgan, VqganConfig};
 
 /// Runs a training verb.
 pub fn run(opts: TrainOpts, models: PathBuf, backend: BackendChoice) -> anyhow::Result<()> {
@@ -72,14 +72,25 @@ fn destination(common: TrainCommon, name: &str, default_out: PathBuf) -> Destina
     }
 }
 
-/// The models folder's tokenizer, which the token models are trained on (frozen, so
-/// on the plain device), and the side of the pictures it works at.
+/// The models folder's tokenizer named `name`, which the token models are trained on
+/// (frozen, so on the plain device), and the side of the pictures it works at.
 fn tokenizer(
     models: &std::path::Path,
+    name: &str,
     device: &burn::prelude::Device,
 ) -> anyhow::Result<(Vqgan, usize)> {
-    let (model, config) = Vqgan::load(models, "vqgan", device)?;
+    let (model, config) = Vqgan::load(models, name, device)?;
+    tracing::info!("training on the tokens of {}", models.join(name).display());
     Ok((model, config.image_size))
+}
+
+/// Where the training faces' tokens under the models folder's tokenizer `name` are
+/// cached.
+fn token_cache(models: &std::path::Path, name: &str) -> CachePlace {
+    CachePlace {
+        dir: Data::default().token_caches(),
+        weights: models.join(format!("{name}.bpk")),
+    }
 }
 
 /// Says how a finished run went.
@@ -108,7 +119,8 @@ fn vqgan(opts: VqganTrainOpts, models: PathBuf, backend: BackendChoice) -> anyho
     let side = config.model.image_size;
     let (train, test) = faces_at(side)?;
     let mobilenet = data.mobilenet();
-    let to = destination(opts.common, "vqgan", models);
+    let name = opts.name.unwrap_or_else(|| vqgan::FACES.to_string());
+    let to = destination(opts.common, &name, models);
     let device = backend::select(backend)?.device.autodiff();
     let (frames, keypoints) = (data.pose_frames(), paths::pose_keypoints());
     let sources = VqganTrainingData {
@@ -142,6 +154,14 @@ impl TokenData {
         match self {
             TokenData::Faces => GuideKind::Sketch,
             TokenData::People => GuideKind::Pose,
+        }
+    }
+
+    /// The tokenizer in the models folder `models` whose tokens the model learns.
+    fn tokenizer(&self, models: &std::path::Path) -> &'static str {
+        match self {
+            TokenData::Faces => vqgan::FACES,
+            TokenData::People => vqgan::for_people(models),
         }
     }
 
@@ -224,10 +244,12 @@ fn tokens(
             SketchInputArg::Prepended => SketchInput::Prepended,
         };
     }
+    config.model.tokenizer = data.tokenizer(&models).to_string();
     let device = backend::select(backend)?.device;
-    let (tokenizer, side) = tokenizer(&models, &device)?;
+    let (tokenizer, side) = tokenizer(&models, &config.model.tokenizer, &device)?;
     let paths = IlatTrainingPaths {
         data: data.folders(side)?,
+        token_cache: Some(token_cache(&models, &config.model.tokenizer)),
         to: destination(common, &name, models),
     };
     let evaluation = crate::ilat::train::train(&config, &paths, &tokenizer, &device.autodiff())?;
@@ -261,11 +283,12 @@ fn imagebart(
     override_schedule(&opts.common, &mut config.schedule);
     let name = crate::imagebart::step_name(opts.step);
     let device = backend::select(backend)?.device;
-    let (tokenizer, side) = tokenizer(&models, &device)?;
+    let (tokenizer, side) = tokenizer(&models, vqgan::FACES, &device)?;
     let (train, test) = faces_at(side)?;
     let paths = ImagebartTrainingPaths {
         train,
         test,
+        token_cache: Some(token_cache(&models, vqgan::FACES)),
         to: destination(opts.common, &name, out),
     };
     std::fs::create_dir_all(&paths.to.out)?;

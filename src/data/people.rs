@@ -14,6 +14,9 @@ use super::DataError;
 use super::poses::{self, Frame, JOINTS, Pose};
 use crate::region::{Region, Square};
 
+/// Held-out person crops a tokenizer is measured on (as many as the held-out faces).
+pub const HELD_OUT_CROPS: usize = 99;
+
 /// Radius of the skeleton's bones at edit time, as a fraction of the person's extent.
 pub const DILATION: f32 = 0.07;
 

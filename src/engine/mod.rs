@@ -33,6 +33,7 @@ use crate::ilat::model::GuideBatch;
 use crate::region::{Aligned, Region, Square};
 use crate::store::StoreError;
 use crate::tokens::DecodeError;
+use crate::vqgan;
 use models::ModelCache;
 use regenerate::{How, Job};
 
@@ -125,7 +126,7 @@ impl Engine {
             return self.models.chain().map(|_| ());
         }
         let name = method.model_name(kind);
-        let (_, found) = self.models.token_model(name)?;
+        let found = self.models.token_model(name)?.guidance;
         if found != kind {
             return Err(EngineError::Input(format!(
                 "the model {name} in {} is guided by {found:?}, not {kind:?}",
@@ -370,21 +371,42 @@ impl Engine {
         Ok(self.models.gan(arch)?.side)
     }
 
-    /// Codebook size of the tokenizer.
-    pub fn codebook_size(&mut self) -> Result<usize, EngineError> {
-        Ok(self.models.tokenizer()?.1.codebook_size)
+    /// Codebook size of the tokenizer named `tokenizer` (see [`vqgan::FACES`]).
+    pub fn codebook_size(&mut self, tokenizer: &str) -> Result<usize, EngineError> {
+        Ok(self.models.tokenizer_named(tokenizer)?.1.codebook_size)
     }
 
-    /// Tokenizes and decodes model-sized images (every token quantised): what the
-    /// tokenizer keeps of a picture. Returns the reconstructions and token grids.
+    /// The tokenizer the pose models' person crops go through ([`vqgan::for_people`]).
+    pub fn people_tokenizer(&self) -> &'static str {
+        vqgan::for_people(self.models.dir())
+    }
+
+    /// Tokenizes and decodes model-sized images (every token quantised) with the faces'
+    /// tokenizer: what it keeps of a picture. Returns the reconstructions and token
+    /// grids.
     pub fn reconstruct(
         &mut self,
+        images: &[RgbImage],
+    ) -> Result<(Vec<RgbImage>, Vec<TokenGrid>), EngineError> {
+        self.reconstruct_with(vqgan::FACES, images)
+    }
+
+    /// [`Engine::reconstruct`] with the tokenizer named `tokenizer`.
+    pub fn reconstruct_with(
+        &mut self,
+        tokenizer: &str,
         images: &[RgbImage],
     ) -> Result<(Vec<RgbImage>, Vec<TokenGrid>), EngineError> {
         let size = self.image_size()?;
         check_sizes(images.iter().map(|i| i.dimensions()), size)?;
         let device = self.backend.device.clone();
-        let (vqgan, _) = self.models.tokenizer()?;
+        let (vqgan, config) = self.models.tokenizer_named(tokenizer)?;
+        if config.image_size as u32 != size {
+            return Err(EngineError::Input(format!(
+                "the tokenizer {tokenizer} works at {0}x{0}, the faces' at {size}x{size}",
+                config.image_size
+            )));
+        }
         let out = vqgan.forward(images_to_tensor(images, &device), None);
         Ok((
             tensor_to_images(out.images)?,

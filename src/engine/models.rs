@@ -11,7 +11,7 @@ use crate::hit::{Arch, GanGenerator, GanGeneratorConfig};
 use crate::ilat::model::{GuideKind, Ilat};
 use crate::imagebart::{self, model::Reverse, schedule::Schedule};
 use crate::store::{self, StoreError};
-use crate::vqgan::{Vqgan, VqganConfig};
+use crate::vqgan::{self, Vqgan, VqganConfig};
 
 /// The face locator's file name in the models folder.
 pub const LOCATOR: &str = "face-locator";
@@ -29,12 +29,20 @@ pub(super) struct Gan {
     pub side: usize,
 }
 
+/// A token model, the kind of guidance it was trained with and the file name of the
+/// tokenizer whose tokens it models.
+pub(super) struct TokenModel {
+    pub model: Ilat,
+    pub guidance: GuideKind,
+    pub tokenizer: String,
+}
+
 /// Models loaded from one folder onto one device.
 pub(super) struct ModelCache {
     dir: PathBuf,
     device: Device,
-    tokenizer: Vec<((), (Vqgan, VqganConfig))>,
-    token_models: Vec<(&'static str, (Ilat, GuideKind))>,
+    tokenizers: Vec<(String, (Vqgan, VqganConfig))>,
+    token_models: Vec<(&'static str, TokenModel)>,
     chain: Vec<((), Chain)>,
     gans: Vec<(Arch, Gan)>,
     locator: Vec<((), FaceLocator)>,
@@ -62,7 +70,7 @@ impl ModelCache {
         Self {
             dir: dir.to_path_buf(),
             device,
-            tokenizer: Vec::new(),
+            tokenizers: Vec::new(),
             token_models: Vec::new(),
             chain: Vec::new(),
             gans: Vec::new(),
@@ -75,36 +83,51 @@ impl ModelCache {
         &self.dir
     }
 
-    /// The tokenizer and its configuration.
+    /// The faces' tokenizer and its configuration.
     pub fn tokenizer(&mut self) -> Result<&(Vqgan, VqganConfig), EngineError> {
+        self.tokenizer_named(vqgan::FACES)
+    }
+
+    /// A tokenizer by its file name, and its configuration.
+    pub fn tokenizer_named(&mut self, name: &str) -> Result<&(Vqgan, VqganConfig), EngineError> {
         let (dir, device) = (&self.dir, &self.device);
-        cached(&mut self.tokenizer, (), || {
-            let loaded = Vqgan::load(dir, "vqgan", device)?;
-            tracing::info!("loaded the tokenizer from {}", dir.display());
+        cached(&mut self.tokenizers, name.to_string(), || {
+            let loaded = Vqgan::load(dir, name, device)?;
+            tracing::info!("loaded the tokenizer {name} from {}", dir.display());
             Ok(loaded)
         })
     }
 
-    /// A token model by its file name, checked against the tokenizer, with the kind of
-    /// guidance it was trained with.
-    pub fn token_model(&mut self, name: &'static str) -> Result<(&Ilat, GuideKind), EngineError> {
-        let tokenizer = self.tokenizer()?.1.clone();
-        let (dir, device) = (&self.dir, &self.device);
-        let (model, kind) = cached(&mut self.token_models, name, || {
-            let (model, config) = Ilat::load(dir, name, device)?;
-            if config.vocab != tokenizer.codebook_size
-                || config.grid != tokenizer.grid()
-                || config.patch != tokenizer.factor()
-            {
-                return Err(EngineError::Model(StoreError::Mismatch {
-                    weights: dir.join(format!("{name}.bpk")),
-                    config: dir.join("vqgan.json"),
-                    reason: "the token model was trained on another tokenizer".into(),
-                }));
+    /// A token model by its file name, checked against the tokenizer it was trained
+    /// on.
+    pub fn token_model(&mut self, name: &'static str) -> Result<&TokenModel, EngineError> {
+        let at = match self.token_models.iter().position(|(k, _)| *k == name) {
+            Some(at) => at,
+            None => {
+                let (model, config) = Ilat::load(&self.dir, name, &self.device)?;
+                let side = self.tokenizer()?.1.image_size;
+                let tokenizer = self.tokenizer_named(&config.tokenizer)?.1.clone();
+                if config.vocab != tokenizer.codebook_size
+                    || config.grid != tokenizer.grid()
+                    || config.patch != tokenizer.factor()
+                    || tokenizer.image_size != side
+                {
+                    return Err(EngineError::Model(StoreError::Mismatch {
+                        weights: self.dir.join(format!("{name}.bpk")),
+                        config: self.dir.join(format!("{}.json", config.tokenizer)),
+                        reason: "the token model was trained on another tokenizer".into(),
+                    }));
+                }
+                let entry = TokenModel {
+                    model,
+                    guidance: config.guidance,
+                    tokenizer: config.tokenizer,
+                };
+                self.token_models.push((name, entry));
+                self.token_models.len() - 1
             }
-            Ok((model, config.guidance))
-        })?;
-        Ok((model, *kind))
+        };
+        Ok(&self.token_models[at].1)
     }
 
     /// ImageBART's chain; every step must fit the tokenizer.

@@ -17,7 +17,7 @@ use crate::imagebart::sample::Chain;
 use crate::region::{Region, Window};
 use crate::tokens::Sampling;
 use crate::tokens::decode::candidate_rngs;
-use crate::vqgan::Vqgan;
+use crate::vqgan::{self, Vqgan};
 
 /// How the masked tokens are redrawn.
 #[allow(clippy::large_enum_variant)] // one per job, on the stack for a moment
@@ -177,7 +177,7 @@ impl Engine {
     ) -> Result<Vec<RgbImage>, EngineError> {
         match &job.how {
             How::Sample { guide, model, .. } => {
-                let (_, kind) = self.models.token_model(model)?;
+                let kind = self.models.token_model(model)?.guidance;
                 let wanted = match guide {
                     Guide::Sketch(_) => GuideKind::Sketch,
                     Guide::Pose(_) => GuideKind::Pose,
@@ -213,7 +213,11 @@ impl Engine {
     /// The job's square through the leak-free encoder with its mask.
     fn tokenise<'a>(&mut self, job: &'a Job<'a>) -> Result<Tokenised<'a>, EngineError> {
         let device = self.backend.device.clone();
-        let (vqgan, config) = self.models.tokenizer()?;
+        let tokenizer = match &job.how {
+            How::Sample { model, .. } => self.models.token_model(model)?.tokenizer.clone(),
+            How::Refine { .. } => vqgan::FACES.to_string(),
+        };
+        let (vqgan, config) = self.models.tokenizer_named(&tokenizer)?;
         let (vqgan, grid_side) = (vqgan.clone(), config.grid());
         let mask = masks_to_tensor(std::slice::from_ref(&job.small_mask), &device);
         let (indices, continuous) = vqgan.encode(
@@ -246,7 +250,7 @@ impl Engine {
             Order::Local => t.token_mask.iter().filter(|&&m| m).count(),
             Order::Full => t.token_mask.len() - t.token_mask.iter().position(|&m| m).unwrap_or(0),
         };
-        let (model, _) = self.models.token_model(model)?;
+        let model = &self.models.token_model(model)?.model;
         let mut clock = PreviewClock::new();
         let mut done = 0;
         let mut failed = None;

@@ -13,7 +13,7 @@ use image::RgbImage;
 use serde::Serialize;
 
 use crate::data::faces::load_folder;
-use crate::data::people::{Part, People};
+use crate::data::people::{HELD_OUT_CROPS, Part, People};
 use crate::engine::{Engine, EngineError};
 use crate::metrics;
 use crate::paths::{self, Data};
@@ -96,11 +96,17 @@ pub struct VqganReport {
 /// InceptionV3 at `inception`.
 pub fn vqgan(engine: &mut Engine, dir: &Path, inception: &Path) -> Result<VqganReport, EvalError> {
     let size = engine.image_size()?;
-    vqgan_on(engine, &load_folder(dir, size)?, inception)
+    vqgan_on(
+        engine,
+        crate::vqgan::FACES,
+        &load_folder(dir, size)?,
+        inception,
+    )
 }
 
-/// [`vqgan`] on held-out person crops: the target frame of every `stride`-th held-out
-/// pair, cut as a repose cuts it, at the tokenizer's side.
+/// [`vqgan`] on held-out person crops, through the tokenizer the pose models use: the
+/// target frames of [`HELD_OUT_CROPS`] held-out pairs, cut as a repose cuts them, at the
+/// tokenizer's side.
 pub fn vqgan_people(
     engine: &mut Engine,
     data: &Data,
@@ -108,16 +114,16 @@ pub fn vqgan_people(
 ) -> Result<VqganReport, EvalError> {
     let size = engine.image_size()?;
     let people = People::load(&data.pose_frames(), &paths::pose_keypoints(), Part::Test)?;
-    let crops = people.target_crops(size, PERSON_CROPS);
-    vqgan_on(engine, &crops, inception)
+    let crops = people.target_crops(size, HELD_OUT_CROPS);
+    let tokenizer = engine.people_tokenizer();
+    vqgan_on(engine, tokenizer, &crops, inception)
 }
 
-/// Person crops `tessera eval vqgan --people` reconstructs (as many as held-out faces).
-const PERSON_CROPS: usize = 99;
-
-/// Reconstruction quality of model-sized `images`.
+/// Reconstruction quality of model-sized `images` through the tokenizer named
+/// `tokenizer`.
 fn vqgan_on(
     engine: &mut Engine,
+    tokenizer: &str,
     images: &[RgbImage],
     inception: &Path,
 ) -> Result<VqganReport, EvalError> {
@@ -126,7 +132,7 @@ fn vqgan_on(
     let mut indices = Vec::new();
     let mut reconstructions = Vec::with_capacity(images.len());
     for chunk in images.chunks(32) {
-        let (recon, grids) = engine.reconstruct(chunk)?;
+        let (recon, grids) = engine.reconstruct_with(tokenizer, chunk)?;
         for (a, b) in chunk.iter().zip(&recon) {
             psnr += metrics::psnr(a, b);
             ssim += metrics::ssim(a, b);
@@ -138,7 +144,7 @@ fn vqgan_on(
     let features = Features::load(inception, &engine.backend().device)?;
     let (real, rebuilt) = (features.of(images)?, features.of(&reconstructions)?);
     let n = images.len() as f64;
-    let codebook_size = engine.codebook_size()?;
+    let codebook_size = engine.codebook_size(tokenizer)?;
     let usage = metrics::codebook_usage(&indices, codebook_size);
     Ok(VqganReport {
         image_size: size as usize,

@@ -7,7 +7,7 @@
 //! Maps are channels-last, `[B, H, W, C]`; a blocked map is `[B, m, n, C]` with `m`
 //! blocks of `n = p²` positions.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 
@@ -23,6 +23,16 @@ pub fn dense(d_in: usize, d_out: usize, device: &Device) -> Linear {
             std: 0.02,
         })
         .init(device)
+}
+
+/// A linear layer of the same shape whose output is zero.
+pub fn zeroed(linear: Linear) -> Linear {
+    Linear {
+        weight: Param::from_tensor(linear.weight.val().zeros_like()),
+        bias: linear
+            .bias
+            .map(|b| Param::from_tensor(b.val().zeros_like())),
+    }
 }
 
 /// Blocks a map into `p`x`p` patches: `[B, H, W, C]` → `[B, (H/p)(W/p), p², C]`, blocks
@@ -89,6 +99,14 @@ impl MultiAxisAttentionConfig {
 }
 
 impl MultiAxisAttention {
+    /// The same attention adding zero: its output projection at zero.
+    pub fn silenced(self) -> Self {
+        Self {
+            out: zeroed(self.out),
+            ..self
+        }
+    }
+
     /// # Shapes
     /// - x: `[B, m, n, C]` (blocked) → `[B, m, n, C]`
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {

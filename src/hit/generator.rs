@@ -2,9 +2,10 @@
 //! and an 8x8 latent embedding `Z`; every stage adds learned positions and attends to
 //! `Z` (cross-attention with multi-query heads: the self-modulation by the latent);
 //! low-resolution stages then run multi-axis blocked self-attention and an MLP,
-//! high-resolution stages an MLP only, each adding an RGB image that is summed with
-//! the nearest-upsampled sum of the earlier ones; pixel shuffle and a linear layer
-//! carry a stage's map to the next. No convolution anywhere.
+//! high-resolution stages an MLP only; every stage from 32 px up (and every MLP-only
+//! stage) adds an RGB image that is summed with the nearest-upsampled sum of the
+//! earlier ones; pixel shuffle and a linear layer carry a stage's map to the next. No
+//! convolution anywhere.
 //!
 //! Layer norms stand where the paper has batch norms (App. A.1): at the batch sizes
 //! this CPU trains with (8-16), batch statistics are noisy and tie the samples of a
@@ -18,7 +19,7 @@ use burn::tensor::activation::{relu, tanh};
 use crate::nn::fused::{attention, layer_norm};
 
 use super::blocks::{
-    MultiAxisAttention, MultiAxisAttentionConfig, block, dense, pixel_shuffle, unblock,
+    MultiAxisAttention, MultiAxisAttentionConfig, block, dense, pixel_shuffle, unblock, zeroed,
 };
 
 /// One stage: its side, width, heads, self-attention layers (0 = MLP only) and block.
@@ -32,6 +33,18 @@ pub struct StageConfig {
     /// Side of a block for the multi-axis attention.
     #[config(default = 4)]
     pub block: usize,
+}
+
+/// The side from which every stage draws RGB, attending or not: below it the maps
+/// are too coarse to be worth a picture of their own.
+const RGB_FROM: usize = 32;
+
+impl StageConfig {
+    /// Whether the stage adds an RGB image (the paper's `SkipToRGB`): MLP-only stages
+    /// do, and so does an attention stage at 32 px or more.
+    fn draws_rgb(&self) -> bool {
+        self.attention_layers == 0 || self.side >= RGB_FROM
+    }
 }
 
 /// Configuration of a [`HitGenerator`].
@@ -55,9 +68,12 @@ impl HitGeneratorConfig {
     }
 
     /// The generator sized for this CPU at `side` (a power of two, at least 32): the
-    /// attention stages of [`small`](Self::small), then MLP-only stages up to `side`,
-    /// each half as wide as the one before (at least 16). A doubled side costs one
-    /// more cheap stage, not a wider network (HiT §3.2).
+    /// attention stages of [`small`](Self::small), then stages up to `side` each half
+    /// as wide as the one before (at least 16), MLP-only except the 32 px stage of a
+    /// generator of 128 px or more, which attends too: with three MLP-only stages
+    /// after 16 px, every 16 px token drew its own 8x8 tile of the picture and the
+    /// tiles showed (the paper's 128 px generator attends up to 64 px). A doubled
+    /// side costs one more cheap stage, not a wider network (HiT §3.2).
     pub fn small_at(side: usize) -> Self {
         let mut stages = vec![
             StageConfig::new(8, 256, 4, 2),
@@ -66,7 +82,8 @@ impl HitGeneratorConfig {
         let mut width = 64;
         let mut s = 32;
         while s <= side {
-            stages.push(StageConfig::new(s, width, 4, 0));
+            let attention = if s == 32 && side >= 128 { 2 } else { 0 };
+            stages.push(StageConfig::new(s, width, 4, attention));
             width = (width / 2).max(16);
             s *= 2;
         }
@@ -209,7 +226,9 @@ impl Stage {
                 })
                 .collect(),
             mlp: high.then(|| Mlp::new(d, device)),
-            rgb: high.then(|| (LayerNormConfig::new(d).init(device), dense(d, 3, device))),
+            rgb: s
+                .draws_rgb()
+                .then(|| (LayerNormConfig::new(d).init(device), dense(d, 3, device))),
             next: next.map(|n| dense(d / 4, n, device)),
             side: s.side,
             block: s.block,
@@ -251,13 +270,35 @@ impl Stage {
     }
 }
 
-/// A linear layer of the same shape whose output is zero.
-fn zeroed(linear: Linear) -> Linear {
-    Linear {
-        weight: Param::from_tensor(linear.weight.val().zeros_like()),
-        bias: linear
-            .bias
-            .map(|b| Param::from_tensor(b.val().zeros_like())),
+impl Stage {
+    /// This MLP-only stage with `layers` of attention in front of nothing new: every
+    /// attention output at zero, the stage's MLP in the first layer, the later
+    /// layers' MLPs adding zero (see [`HitGenerator::attend`]).
+    fn attending(self, layers: Vec<AttentionLayer>) -> Stage {
+        let mut own = self.mlp;
+        let layers = layers
+            .into_iter()
+            .map(|layer| AttentionLayer {
+                attention: layer.attention.silenced(),
+                mlp: own.take().unwrap_or_else(|| layer.mlp.silenced()),
+                norm: layer.norm,
+            })
+            .collect();
+        Stage {
+            layers,
+            mlp: own,
+            ..self
+        }
+    }
+}
+
+impl Mlp {
+    /// The same MLP adding zero: its last layer at zero.
+    fn silenced(self) -> Mlp {
+        Mlp {
+            fc2: zeroed(self.fc2),
+            ..self
+        }
     }
 }
 
@@ -311,6 +352,41 @@ impl HitGenerator {
             last.next = joint;
         }
         stages.push(new);
+        Some(HitGenerator { stages, ..self })
+    }
+
+    /// This generator with attention where `larger` (a fresh generator of the same
+    /// stages) attends and this one does not: such a stage takes `larger`'s attention
+    /// layers with their outputs at zero, the first layer's MLP being the stage's own
+    /// and the others' adding zero, so the generator first draws exactly what it drew
+    /// and training goes on from its pictures. `None` when `larger` differs otherwise
+    /// or adds no attention.
+    pub fn attend(self, larger: HitGenerator) -> Option<HitGenerator> {
+        let fits = self.stages.len() == larger.stages.len()
+            && self.latent == larger.latent
+            && self.z_dim == larger.z_dim
+            && self.stages.iter().zip(&larger.stages).all(|(a, b)| {
+                a.positions.dims() == b.positions.dims()
+                    && a.block == b.block
+                    && (a.layers.len() == b.layers.len() || a.layers.is_empty())
+            })
+            && self
+                .stages
+                .iter()
+                .zip(&larger.stages)
+                .any(|(a, b)| a.layers.len() < b.layers.len());
+        if !fits {
+            return None;
+        }
+        let stages = self
+            .stages
+            .into_iter()
+            .zip(larger.stages)
+            .map(|(a, b)| match a.layers.len() < b.layers.len() {
+                true => a.attending(b.layers),
+                false => a,
+            })
+            .collect();
         Some(HitGenerator { stages, ..self })
     }
 
@@ -378,7 +454,21 @@ mod tests {
         assert!(lo >= -1.0 && hi <= 1.0 && hi - lo > 1e-3, "{lo}..{hi}");
         let small = HitGeneratorConfig::small();
         assert_eq!(small.side(), 64);
-        assert_eq!(HitGeneratorConfig::small_at(128).side(), 128);
+        assert!(
+            small
+                .stages
+                .iter()
+                .all(|s| s.side < 32 || s.attention_layers == 0)
+        );
+        let large = HitGeneratorConfig::small_at(128);
+        assert_eq!(large.side(), 128);
+        let attending: Vec<usize> = large
+            .stages
+            .iter()
+            .filter(|s| s.attention_layers > 0)
+            .map(|s| s.side)
+            .collect();
+        assert_eq!(attending, [8, 16, 32]);
     }
 
     /// A grown generator first draws the smaller one's pictures, upsampled.
@@ -403,6 +493,49 @@ mod tests {
             tiny().init(&device).grow(tiny().init(&device)).is_none(),
             "the same stages are no growth"
         );
+    }
+
+    /// A generator given attention where it had none draws what it drew, then learns.
+    #[test]
+    fn attention_added_to_a_stage_starts_from_the_same_pictures() {
+        let device = Device::flex();
+        device.seed(10);
+        let three = |attention| {
+            HitGeneratorConfig::new(vec![
+                StageConfig::new(8, 32, 4, 1),
+                StageConfig::new(16, 16, 4, 0),
+                StageConfig::new(32, 16, 4, attention),
+            ])
+            .with_latent(8)
+            .with_z_dim(8)
+        };
+        assert!(
+            !three(2).stages[0].draws_rgb(),
+            "an 8 px attention stage draws none"
+        );
+        assert!(
+            three(2).stages[2].draws_rgb(),
+            "the 32 px stage draws, attending or not"
+        );
+        let plain = three(0).init(&device);
+        let z = Tensor::<2>::random([2, 8], Distribution::Normal(0.0, 1.0), &device);
+        let before = plain.forward(z.clone());
+        let attending = plain
+            .clone()
+            .attend(three(2).init(&device))
+            .expect("attention at 32 px");
+        assert_eq!(attending.stages[2].layers.len(), 2);
+        assert!(attending.stages[2].mlp.is_none());
+        let diff = (attending.forward(z) - before)
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        assert!(diff < 1e-5, "{diff}");
+        assert!(
+            plain.clone().attend(three(0).init(&device)).is_none(),
+            "no attention added"
+        );
+        assert!(plain.attend(tiny().init(&device)).is_none(), "other stages");
     }
 
     #[test]

@@ -95,6 +95,16 @@ impl GanGenerator {
         }
     }
 
+    /// This generator with attention added where `larger` (HiT of the same stages)
+    /// attends and it does not, drawing what it drew ([`HitGenerator::attend`]);
+    /// `None` for anything else.
+    pub fn attend(self, larger: GanGenerator) -> Option<GanGenerator> {
+        match (self, larger) {
+            (GanGenerator::Hit(g), GanGenerator::Hit(l)) => g.attend(l).map(GanGenerator::Hit),
+            _ => None,
+        }
+    }
+
     /// Pictures in [-1, 1] for latent codes.
     ///
     /// # Shapes

@@ -102,9 +102,9 @@ pub fn sample_grid(
 
 /// Trains (or resumes) a run on the faces in `faces` (at the generator's side) and
 /// writes the generator to `to` (its discriminator and augmentation beside it). With
-/// `grow_from`, a folder holding this generator trained at half the side (`NAME`,
-/// `NAME-discriminator`), a run without a checkpoint starts from those networks grown
-/// by one resolution level instead of from scratch.
+/// `grow_from`, a folder holding this generator trained at half the side, or at this
+/// side with less attention (`NAME`, `NAME-discriminator`), a run without a checkpoint
+/// starts from those networks grown instead of from scratch.
 pub fn train(
     config: &HitTrainingConfig,
     faces: &Path,
@@ -141,7 +141,8 @@ pub fn train(
 }
 
 /// The generator `name` and its discriminator in `dir`, grown into the fresh
-/// networks `larger`.
+/// networks `larger`: both by one resolution level, or the generator by attention at
+/// the same side (the discriminator then as it was).
 fn grown(
     dir: &Path,
     name: &str,
@@ -155,16 +156,21 @@ fn grown(
         store::load_model(dir, &critic, device, |c: &DiscriminatorConfig, d| c.init(d))?;
     let mismatch = |what: &str| {
         TrainError::Config(format!(
-            "{what} in {} is not this run's at half the side: grow from the same architecture one level smaller",
+            "{what} in {} is neither this run's at half the side nor this run's with less attention: grow from the same architecture",
             dir.display()
         ))
     };
-    Ok((
-        generator.grow(larger.0).ok_or_else(|| mismatch(name))?,
-        discriminator
+    if let Some(generator) = generator.clone().grow(larger.0.clone()) {
+        let discriminator = discriminator
             .grow(larger.1)
-            .ok_or_else(|| mismatch(&critic))?,
-    ))
+            .ok_or_else(|| mismatch(&critic))?;
+        return Ok((generator, discriminator));
+    }
+    let generator = generator.attend(larger.0).ok_or_else(|| mismatch(name))?;
+    if discriminator.num_params() != larger.1.num_params() {
+        return Err(mismatch(&critic));
+    }
+    Ok((generator, discriminator))
 }
 
 /// A GAN run: both players, the augmentation and the faces.

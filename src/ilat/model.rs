@@ -65,6 +65,10 @@ pub struct IlatConfig {
     /// How the sketch enters (sketch guidance only).
     #[config(default = "SketchInput::Aligned")]
     pub sketch: SketchInput,
+    /// File name of the tokenizer in the models folder whose tokens the model was
+    /// trained on (the pose models may have the people's own).
+    #[config(default = "String::from(crate::vqgan::FACES)")]
+    pub tokenizer: String,
 }
 
 impl IlatConfig {

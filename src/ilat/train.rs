@@ -19,11 +19,13 @@ use super::mask::network_mask;
 use super::model::{Guide, GuideKind, Ilat, IlatConfig};
 use super::training_data::{Dataset, Examples};
 use crate::data::convert::{images_to_tensor, masks_to_tensor};
-use crate::data::faces::load_folder;
+use crate::data::faces::{MAX_SHIFT, load_folder};
 use crate::data::people::{Part, People};
 use crate::tokens::Tokenizer;
 use crate::tokens::objective::{masked_nll, shift_right};
-use crate::training::{self, Destination, Logged, Schedule, TokenTrainer, TrainError};
+use crate::training::{
+    self, CachePlace, Destination, Logged, Schedule, TokenCache, TokenTrainer, TrainError,
+};
 
 /// What the network learns to predict, and with which attention mask.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -104,6 +106,9 @@ pub struct IlatTrainingPaths {
     pub data: TrainingData,
     /// The run and the finished model (`ilat`, `taming`, `pose-ilat`, …).
     pub to: Destination,
+    /// Where the training faces' clean tokens are cached (faces only; none: tokenised
+    /// at every step).
+    pub token_cache: Option<CachePlace>,
 }
 
 /// One step's tensors.
@@ -120,18 +125,29 @@ pub struct TokenBatch {
     pub weights: Tensor<2>,
 }
 
-/// Tokenises examples and builds the step's tensors for `objective`.
+/// Tokenises examples and builds the step's tensors for `objective`; the targets'
+/// clean tokens come from `cache` when the examples are its faces.
 pub fn make_batch(
     examples: &Examples,
-    tokenizer: &impl Tokenizer,
+    (tokenizer, cache): (&impl Tokenizer, Option<&TokenCache>),
     model: &IlatConfig,
     objective: Objective,
     device: &Device,
 ) -> Result<TokenBatch, TrainError> {
     let tokenizer_device = tokenizer.device();
-    let targets = images_to_tensor(&examples.targets, &tokenizer_device);
     let masks = masks_to_tensor(&examples.masks, &tokenizer_device);
-    let clean = tokenizer.tokenize(targets, None).try_into_vec_as::<i64>()?;
+    let clean: Vec<i64> = match cache {
+        Some(cache) if examples.drawn.len() == examples.targets.len() => examples
+            .drawn
+            .iter()
+            .flat_map(|&(face, augmentation)| cache.grid(face, augmentation))
+            .map(|&id| id as i64)
+            .collect(),
+        _ => {
+            let targets = images_to_tensor(&examples.targets, &tokenizer_device);
+            tokenizer.tokenize(targets, None).try_into_vec_as::<i64>()?
+        }
+    };
     let token_masks = tokenizer.token_mask_flags(masks.clone())?;
     let n = model.tokens();
     let batch = examples.targets.len();
@@ -227,11 +243,15 @@ pub fn train(
     let test_examples = test_set.draw(32, range, shape, &mut test_rng);
     let held_out = make_batch(
         &test_examples,
-        tokenizer,
+        (tokenizer, None),
         &config.model,
         config.objective,
         &device.clone().inner(),
     )?;
+    let cache = match (&train_set, &paths.token_cache) {
+        (Dataset::Faces(faces), Some(place)) => Some(place.open(faces, MAX_SHIFT, tokenizer)?),
+        _ => None,
+    };
     device.seed(o.seed);
     let trainer = TokenTrainer::new(
         config.model.init(device),
@@ -244,7 +264,7 @@ pub fn train(
             }
             make_batch(
                 &examples,
-                tokenizer,
+                (tokenizer, cache.as_ref()),
                 &config.model,
                 config.objective,
                 device,
@@ -298,14 +318,24 @@ mod tests {
         (tokenizer, config, Dataset::Faces(faces))
     }
 
+    /// A batch tokenised at the step, without a cache.
+    fn plain_batch(
+        examples: &Examples,
+        tokenizer: &Vqgan,
+        config: &IlatConfig,
+        objective: Objective,
+        device: &Device,
+    ) -> TokenBatch {
+        make_batch(examples, (tokenizer, None), config, objective, device).expect("a batch")
+    }
+
     #[test]
     fn local_batches_weigh_only_masked_tokens_and_feed_context_elsewhere() {
         let (tokenizer, config, faces) = tiny();
         let mut rng = StdRng::seed_from_u64(1);
         let examples = faces.draw(3, (0.1, 0.5), (16, 4), &mut rng);
-        let batch_of = |objective| {
-            make_batch(&examples, &tokenizer, &config, objective, &Device::flex()).expect("a batch")
-        };
+        let batch_of =
+            |objective| plain_batch(&examples, &tokenizer, &config, objective, &Device::flex());
         let batch = batch_of(Objective::LocalAr);
         let weights = batch.weights.try_into_vec_as::<f32>().expect("weights");
         let masked = weights.iter().filter(|&&w| w > 0.0).count();
@@ -340,10 +370,8 @@ mod tests {
         assert_eq!(rng, before, "no whole masks, no draws");
         whole_masks(&mut examples.masks, 1.0, &mut rng);
         let device = Device::flex();
-        let local = make_batch(&examples, &tokenizer, &config, Objective::LocalAr, &device)
-            .expect("a batch");
-        let causal = make_batch(&examples, &tokenizer, &config, Objective::Causal, &device)
-            .expect("a batch");
+        let local = plain_batch(&examples, &tokenizer, &config, Objective::LocalAr, &device);
+        let causal = plain_batch(&examples, &tokenizer, &config, Objective::Causal, &device);
         let ints = |t: Tensor<2, Int>| t.try_into_vec_as::<i64>().expect("ids");
         assert_eq!(ints(local.inputs), ints(causal.inputs));
         assert_eq!(ints(local.targets), ints(causal.targets));
@@ -351,6 +379,44 @@ mod tests {
         assert_eq!(floats(local.weights), floats(causal.weights));
         let bools = |t: Tensor<4, Bool>| t.try_into_vec_as::<bool>().expect("a mask");
         assert_eq!(bools(local.mask), bools(causal.mask));
+    }
+
+    /// The cached clean tokens are the ones tokenising would give: the same batch.
+    #[test]
+    fn a_batch_from_the_token_cache_is_the_batch_tokenising_makes() {
+        let (tokenizer, config, faces) = tiny();
+        let Dataset::Faces(pictures) = &faces else {
+            unreachable!("faces")
+        };
+        let dir = std::env::temp_dir().join(format!("tessera-ilat-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let tokenizer_config = VqganConfig::new()
+            .with_widths(vec![8, 16, 16])
+            .with_codebook_size(32)
+            .with_code_dim(8)
+            .with_image_size(16);
+        crate::store::save_model(&dir, "vqgan", &tokenizer_config, tokenizer.clone())
+            .expect("save");
+        let place = CachePlace {
+            dir: dir.join("cache"),
+            weights: dir.join("vqgan.bpk"),
+        };
+        let cache = place.open(pictures, MAX_SHIFT, &tokenizer).expect("cache");
+        let mut rng = StdRng::seed_from_u64(6);
+        let examples = faces.draw(4, (0.1, 0.5), (16, 4), &mut rng);
+        assert_eq!(examples.drawn.len(), 4);
+        let device = Device::flex();
+        let ints = |t: Tensor<2, Int>| t.try_into_vec_as::<i64>().expect("ids");
+        for objective in [Objective::LocalAr, Objective::Causal] {
+            let made = |cache| {
+                make_batch(&examples, (&tokenizer, cache), &config, objective, &device)
+                    .expect("a batch")
+            };
+            let (plain, cached) = (made(None), made(Some(&cache)));
+            assert_eq!(ints(plain.inputs), ints(cached.inputs), "{objective:?}");
+            assert_eq!(ints(plain.targets), ints(cached.targets), "{objective:?}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -362,8 +428,7 @@ mod tests {
         let mut optim = AdamWConfig::new().init();
         let mut rng = StdRng::seed_from_u64(4);
         let examples = faces.draw(4, (0.2, 0.5), (16, 4), &mut rng);
-        let batch = make_batch(&examples, &tokenizer, &config, Objective::LocalAr, &device)
-            .expect("a batch");
+        let batch = plain_batch(&examples, &tokenizer, &config, Objective::LocalAr, &device);
         let first = training::scalar(&batch_loss(&model, &batch));
         for _ in 0..30 {
             let loss = batch_loss(&model, &batch);

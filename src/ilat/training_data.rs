@@ -7,7 +7,7 @@ use image::{GrayImage, RgbImage};
 use rand::Rng;
 
 use super::model::GuideBatch;
-use crate::data::faces::augment;
+use crate::data::faces::{Augmentation, MAX_SHIFT};
 use crate::data::masks::random_mask;
 use crate::data::people::{People, TRAIN_DILATION};
 use crate::data::sketch::{Xdog, drop_strokes};
@@ -22,6 +22,9 @@ pub struct Examples {
     pub masks: Vec<GrayImage>,
     /// The guidance.
     pub guides: GuideBatch,
+    /// Which face of the set and which augmentation each target is (faces only: the
+    /// key of its clean tokens in a [`crate::training::TokenCache`]).
+    pub drawn: Vec<(usize, Augmentation)>,
 }
 
 /// Where examples are drawn from.
@@ -59,8 +62,12 @@ fn draw_faces(
     rng: &mut impl Rng,
 ) -> Examples {
     let (mut targets, mut masks, mut sketches) = (Vec::new(), Vec::new(), Vec::new());
+    let mut drawn = Vec::new();
     for _ in 0..count {
-        let image = augment(&set[rng.random_range(0..set.len())], 2, rng);
+        let face = rng.random_range(0..set.len());
+        let augmentation = Augmentation::draw(MAX_SHIFT, rng);
+        let image = augmentation.apply(&set[face]);
+        drawn.push((face, augmentation));
         let mask = token_covering_mask(image.width(), factor, (min, max), rng);
         let mut sketch = Xdog::default().sketch(&image);
         drop_strokes(&mut sketch, &mask, rng);
@@ -73,6 +80,7 @@ fn draw_faces(
         targets,
         masks,
         guides: GuideBatch::Sketches(sketches),
+        drawn,
     }
 }
 
@@ -95,6 +103,7 @@ fn draw_people(people: &People, count: usize, size: u32, rng: &mut impl Rng) -> 
         sources,
         masks,
         guides: GuideBatch::Poses(poses),
+        drawn: Vec::new(),
     }
 }
 

@@ -17,10 +17,12 @@ use rand::{Rng, SeedableRng};
 use super::model::{Reverse, ReverseConfig};
 use super::schedule::Schedule;
 use crate::data::convert::{images_to_tensor, tensor_to_grids};
-use crate::data::faces::{augment, load_folder};
+use crate::data::faces::{Augmentation, MAX_SHIFT, load_folder};
 use crate::tokens::Tokenizer;
 use crate::tokens::objective::{masked_nll, shift_right};
-use crate::training::{self, Destination, Logged, TokenTrainer, TrainError};
+use crate::training::{
+    self, CachePlace, Destination, Logged, TokenCache, TokenTrainer, TrainError,
+};
 
 /// Everything a run of one reverse step needs besides data.
 #[derive(Config, Debug)]
@@ -46,6 +48,9 @@ pub struct ImagebartTrainingPaths {
     pub test: PathBuf,
     /// The run and the finished model (`imagebart-step1`, …).
     pub to: Destination,
+    /// Where the training faces' clean tokens are cached (none: tokenised at every
+    /// step).
+    pub token_cache: Option<CachePlace>,
 }
 
 /// One batch: the decoder's inputs and targets (`x_{t−1}`) and the encoder's `x_t`.
@@ -92,16 +97,27 @@ pub fn batch_loss(model: &Reverse, batch: &StepBatch) -> Tensor<1> {
     masked_nll(logits, batch.targets.clone(), weights)
 }
 
-/// Tokenises augmented faces drawn from `set`.
+/// Tokenises augmented faces drawn from `set`, or reads their tokens from `cache`
+/// (made for `set`).
 fn draw_grids(
     set: &[RgbImage],
     count: usize,
-    tokenizer: &impl Tokenizer,
+    (tokenizer, cache): (&impl Tokenizer, Option<&TokenCache>),
     rng: &mut impl Rng,
 ) -> Result<Vec<Vec<usize>>, TrainError> {
-    let faces: Vec<RgbImage> = (0..count)
-        .map(|_| augment(&set[rng.random_range(0..set.len())], 2, rng))
+    let drawn: Vec<(usize, Augmentation)> = (0..count)
+        .map(|_| {
+            let face = rng.random_range(0..set.len());
+            (face, Augmentation::draw(MAX_SHIFT, rng))
+        })
         .collect();
+    if let Some(cache) = cache {
+        return Ok(drawn
+            .iter()
+            .map(|&(face, a)| cache.grid(face, a).iter().map(|&id| id as usize).collect())
+            .collect());
+    }
+    let faces: Vec<RgbImage> = drawn.iter().map(|&(face, a)| a.apply(&set[face])).collect();
     let device = tokenizer.device();
     let indices = tokenizer.tokenize(images_to_tensor(&faces, &device), None);
     Ok(tensor_to_grids(indices)?)
@@ -142,7 +158,11 @@ pub fn train(
     let o = &config.schedule;
     let start_token = config.model.vocab;
     let mut test_rng = StdRng::seed_from_u64(o.seed);
-    let test_grids = draw_grids(&test_set, 32, tokenizer, &mut test_rng)?;
+    let test_grids = draw_grids(&test_set, 32, (tokenizer, None), &mut test_rng)?;
+    let cache = match &paths.token_cache {
+        Some(place) => Some(place.open(&train_set, MAX_SHIFT, tokenizer)?),
+        None => None,
+    };
     let held_out = make_batch(
         &test_grids,
         &config.chain,
@@ -157,7 +177,7 @@ pub fn train(
         (&config.model, config.weight_decay),
         held_out,
         |rng: &mut StdRng| {
-            let grids = draw_grids(&train_set, o.batch, tokenizer, rng)?;
+            let grids = draw_grids(&train_set, o.batch, (tokenizer, cache.as_ref()), rng)?;
             Ok(make_batch(
                 &grids,
                 &config.chain,

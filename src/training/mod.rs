@@ -5,6 +5,7 @@
 //! evaluations and checkpoints, the progress bar, and the exported model at the end.
 
 mod run;
+pub mod token_cache;
 mod token_trainer;
 mod trainee;
 
@@ -16,6 +17,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 pub use run::{Progress, Run, RunError, copy_progress, io_error, read_progress, save_config};
+pub use token_cache::{CachePlace, TokenCache};
 pub use token_trainer::TokenTrainer;
 pub use trainee::Trainee;
 
@@ -34,6 +36,8 @@ pub enum TrainError {
     Device(#[from] TensorReadError),
     #[error("cannot write {}: {reason}", path.display())]
     Image { path: PathBuf, reason: String },
+    #[error("the token cache {}: {reason}", path.display())]
+    Cache { path: PathBuf, reason: String },
     #[error(transparent)]
     Tokenizer(#[from] crate::tokens::tokenizer::TokenizerMismatch),
     /// The configuration does not fit the data or the command.

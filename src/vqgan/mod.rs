@@ -1,7 +1,8 @@
 //! TS-VQGAN: the shared tokenizer (iLAT, Cao et al. 2021, §3.1; Taming, Esser et al.
 //! 2021, §3.1).
 //!
-//! A 64x64 image becomes a 16x16 grid of codebook indices. The encoder is made of
+//! A 128x128 image (64x64 for the first models) becomes a 16x16 grid of codebook
+//! indices. The encoder is made of
 //! two-stream convolutions and per-position norms so that nothing under an edit mask
 //! reaches the features of the kept region; decoding mixes codebook vectors inside
 //! the mask with the encoder's continuous features outside it (Eq. 4), so the kept
@@ -27,6 +28,22 @@ pub use quantizer::{Quantized, Quantizer, QuantizerConfig};
 use crate::nn::two_stream::downsample_mask;
 use crate::region::Window;
 use crate::store::{self, StoreError};
+
+/// The faces' tokenizer's file name in a models folder (ImageBART and the sketch-guided
+/// models work on its tokens).
+pub const FACES: &str = "vqgan";
+
+/// The people's own tokenizer's file name, for the pose models (a folder may have none).
+pub const PEOPLE: &str = "people-vqgan";
+
+/// The tokenizer person crops go through in the models folder `dir`: the people's own
+/// when the folder has one, else the faces' (the 64 px models shared one tokenizer).
+pub fn for_people(dir: &Path) -> &'static str {
+    match dir.join(format!("{PEOPLE}.json")).exists() {
+        true => PEOPLE,
+        false => FACES,
+    }
+}
 
 /// Hyper-parameters of the tokenizer.
 #[derive(Config, Debug)]

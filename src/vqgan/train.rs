@@ -20,9 +20,9 @@ use rand::rngs::StdRng;
 
 use super::{Discriminator, DiscriminatorConfig, Vqgan, VqganConfig};
 use crate::data::convert::{images_to_tensor, masks_to_tensor, tensor_to_images};
-use crate::data::faces::{augment, load_folder};
+use crate::data::faces::{MAX_SHIFT, augment, load_folder};
 use crate::data::masks::random_mask;
-use crate::data::people::{Part, People};
+use crate::data::people::{HELD_OUT_CROPS, Part, People};
 use crate::metrics;
 use crate::nn::perceptual::Perceptual;
 use crate::store;
@@ -99,15 +99,22 @@ pub fn train(
             config.people_fraction
         )));
     }
-    let people = if config.people_fraction > 0.0 {
+    let (people, people_test) = if config.people_fraction > 0.0 {
         let (frames, keypoints) = data.people;
-        People::load(frames, keypoints, Part::Train)?.target_crops(size, PERSON_CROPS)
+        let crops = |part, count| -> Result<_, TrainError> {
+            Ok(People::load(frames, keypoints, part)?.target_crops(size, count))
+        };
+        (
+            crops(Part::Train, PERSON_CROPS)?,
+            crops(Part::Test, HELD_OUT_CROPS)?,
+        )
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     let trainer = VqganTrainer {
         train_set: load_folder(data.train, size)?,
         people,
+        people_test,
         test_set: load_folder(data.test, size)?,
         perceptual: Perceptual::load(data.mobilenet, device)?,
         usage: vec![0; config.model.codebook_size],
@@ -145,6 +152,8 @@ struct VqganTrainer<'a> {
     /// Person crops drawn `people_fraction` of the time (none: faces only).
     people: Vec<RgbImage>,
     test_set: Vec<RgbImage>,
+    /// Held-out person crops, evaluated when people are mixed in.
+    people_test: Vec<RgbImage>,
     perceptual: Perceptual,
     usage: Vec<usize>,
     device: Device,
@@ -173,7 +182,12 @@ impl Trainer for VqganTrainer<'_> {
     fn evaluate(&mut self, step: usize, run: &Run) -> Result<Logged, TrainError> {
         let model = self.state.model.valid();
         let psnr = evaluate_and_sample(&model, &self.test_set, run, step, &self.device)?;
-        Ok(vec![("test_psnr", psnr)])
+        let mut logged = vec![("test_psnr", psnr)];
+        if !self.people_test.is_empty() {
+            let recon = reconstruct(&model, &self.people_test, &self.device)?;
+            logged.push(("people_psnr", mean_psnr(&self.people_test, &recon)));
+        }
+        Ok(logged)
     }
 
     fn write_checkpoint(&self, dir: &Path) -> Result<(), TrainError> {
@@ -252,7 +266,7 @@ fn sample_batch(
             } else {
                 faces
             };
-            let picture = augment(&set[rng.random_range(0..set.len())], 2, rng);
+            let picture = augment(&set[rng.random_range(0..set.len())], MAX_SHIFT, rng);
             match crop {
                 0 => picture,
                 side => random_crop(&picture, side, config.model.factor() as u32, rng),
@@ -421,25 +435,45 @@ fn evaluate_and_sample(
     step: usize,
     device: &Device,
 ) -> Result<f64, TrainError> {
-    let device = device.clone().inner();
-    let model = model.clone().fork(&device);
-    let mut total = 0.0;
-    let mut grid_pairs = Vec::new();
-    for chunk in test_set.chunks(33) {
-        let recon = tensor_to_images(model.forward(images_to_tensor(chunk, &device), None).images)?;
-        for (a, b) in chunk.iter().zip(&recon) {
-            total += metrics::psnr(a, b);
-        }
-        if grid_pairs.is_empty() {
-            grid_pairs = chunk.iter().cloned().zip(recon).take(8).collect();
-        }
-    }
+    let recon = reconstruct(model, test_set, device)?;
+    let pairs: Vec<(RgbImage, RgbImage)> = test_set
+        .iter()
+        .cloned()
+        .zip(recon.iter().cloned())
+        .take(8)
+        .collect();
     let path = run
         .dir()
         .join("samples")
         .join(format!("step_{step:06}.png"));
-    write_grid(&grid_pairs, &path)?;
-    Ok(total / test_set.len().max(1) as f64)
+    write_grid(&pairs, &path)?;
+    Ok(mean_psnr(test_set, &recon))
+}
+
+/// The model's reconstructions of `images` (every token quantised).
+fn reconstruct(
+    model: &Vqgan,
+    images: &[RgbImage],
+    device: &Device,
+) -> Result<Vec<RgbImage>, TrainError> {
+    let device = device.clone().inner();
+    let model = model.clone().fork(&device);
+    let mut out = Vec::with_capacity(images.len());
+    for chunk in images.chunks(33) {
+        let decoded = model.forward(images_to_tensor(chunk, &device), None).images;
+        out.extend(tensor_to_images(decoded)?);
+    }
+    Ok(out)
+}
+
+/// Mean PSNR of reconstructions against their originals.
+fn mean_psnr(originals: &[RgbImage], reconstructions: &[RgbImage]) -> f64 {
+    let total: f64 = originals
+        .iter()
+        .zip(reconstructions)
+        .map(|(a, b)| metrics::psnr(a, b))
+        .sum();
+    total / originals.len().max(1) as f64
 }
 
 fn write_grid(pairs: &[(RgbImage, RgbImage)], path: &Path) -> Result<(), TrainError> {
@@ -535,6 +569,7 @@ mod tests {
             state: fresh_state(config, &device),
             train_set: Vec::new(),
             people: Vec::new(),
+            people_test: Vec::new(),
             test_set: Vec::new(),
             perceptual: Perceptual::load(&crate::paths::Data::default().mobilenet(), &device)
                 .expect("run scripts/fetch-data.sh first"),
