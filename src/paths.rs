@@ -28,7 +28,7 @@ pub fn assets() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets")
 }
 
-/// The shipped samples (`assets/samples/`): `faces/` (held-out CelebA faces, 64x64),
+/// The shipped samples (`assets/samples/`): `faces/` (held-out CelebA faces, 128x128),
 /// `edit/` (a mask and a sketch for one of them), `people/`, `imagenet/`.
 pub fn samples() -> PathBuf {
     assets().join("samples")

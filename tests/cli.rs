@@ -118,9 +118,14 @@ fn edit_writes_the_result_and_refuses_to_overwrite_its_input() {
     let models = common::tiny_models("cli-edit");
     let dir = common::temp_dir("cli-edit-files");
     let face = common::sample_faces().join("000901.png");
+    let (side, _) = image::image_dimensions(&face).expect("a sample face");
     let mask = dir.join("mask.png");
-    image::GrayImage::from_fn(64, 64, |x, y| {
-        image::Luma([if x > 40 && y > 20 { 255 } else { 0 }])
+    image::GrayImage::from_fn(side, side, |x, y| {
+        image::Luma([if x > side * 5 / 8 && y > side / 3 {
+            255
+        } else {
+            0
+        }])
     })
     .save(&mask)
     .expect("mask");
@@ -157,7 +162,7 @@ fn edit_writes_the_result_and_refuses_to_overwrite_its_input() {
     let result = run(args(&out));
     assert!(result.status.success(), "{}", stderr(&result));
     let edited = image::open(&out).expect("output").to_rgb8();
-    assert_eq!(edited.dimensions(), (64, 64));
+    assert_eq!(edited.dimensions(), (side, side));
     let before = std::fs::read(&mask).expect("mask bytes");
     let refused = run(args(&mask));
     assert_eq!(refused.status.code(), Some(1));
@@ -391,10 +396,13 @@ fn an_imagebart_edit_writes_its_trajectory_and_eval_completion_reports_both_meth
     let models = common::tiny_models("cli-imagebart");
     let dir = common::temp_dir("cli-imagebart-files");
     let face = common::sample_faces().join("000920.png");
+    let (side, _) = image::image_dimensions(&face).expect("a sample face");
     let mask = dir.join("mask.png");
-    image::GrayImage::from_fn(64, 64, |_, y| image::Luma([if y < 24 { 255 } else { 0 }]))
-        .save(&mask)
-        .expect("mask");
+    image::GrayImage::from_fn(side, side, |_, y| {
+        image::Luma([if y < side * 3 / 8 { 255 } else { 0 }])
+    })
+    .save(&mask)
+    .expect("mask");
     let trajectory = dir.join("steps");
     let result = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["edit", "--backend", "cpu", "--models"])

@@ -275,6 +275,25 @@ fn a_repose_needs_visible_joints_and_a_pose_model() {
     assert!(err.to_string().contains("guided by Sketch"), "{err}");
 }
 
+/// Every shipped model loads with today's code (a field added to a configuration must
+/// not make the committed ones unreadable).
+#[test]
+fn the_shipped_models_load() {
+    let mut engine =
+        Engine::new(&tessera::paths::models_dir(), BackendChoice::Cpu).expect("engine");
+    for kind in [GuideKind::Sketch, GuideKind::Pose] {
+        for method in [Method::Ilat, Method::Taming] {
+            engine.prepare(method, kind).expect("a token model");
+        }
+    }
+    engine
+        .prepare(Method::Imagebart, GuideKind::Sketch)
+        .expect("the chain");
+    for arch in [Arch::Hit, Arch::Conv] {
+        engine.gan_side(arch).expect("a generator");
+    }
+}
+
 #[test]
 fn a_pose_model_on_the_peoples_own_tokenizer_reposes_through_it() {
     let models = common::tiny_models("engine-people-tokenizer");
@@ -297,7 +316,7 @@ fn a_pose_model_on_the_peoples_own_tokenizer_reposes_through_it() {
         .with_n_heads(4)
         .with_n_layers(2)
         .with_guidance(GuideKind::Pose);
-    let on_people = posed.clone().with_tokenizer(vqgan::PEOPLE.into());
+    let on_people = posed.clone().with_tokenizer(Some(vqgan::PEOPLE.into()));
     store::save_model(&models, "pose-ilat", &on_people, on_people.init(&device)).expect("save");
     store::save_model(&models, "pose-taming", &posed, posed.init(&device)).expect("save");
     let mut engine = Engine::new(&models, BackendChoice::Cpu).expect("engine");

