@@ -73,15 +73,16 @@ fn destination(common: TrainCommon, name: &str, default_out: PathBuf) -> Destina
 }
 
 /// The models folder's tokenizer named `name`, which the token models are trained on
-/// (frozen, so on the plain device), and the side of the pictures it works at.
+/// (frozen, so on the plain device), and its configuration (the default token models
+/// take their codebook, grid and patch from it).
 fn tokenizer(
     models: &std::path::Path,
     name: &str,
     device: &burn::prelude::Device,
-) -> anyhow::Result<(Vqgan, usize)> {
-    let (model, config) = Vqgan::load(models, name, device)?;
+) -> anyhow::Result<(Vqgan, VqganConfig)> {
+    let loaded = Vqgan::load(models, name, device)?;
     tracing::info!("training on the tokens of {}", models.join(name).display());
-    Ok((model, config.image_size))
+    Ok(loaded)
 }
 
 /// Where the training faces' tokens under the models folder's tokenizer `name` are
@@ -227,9 +228,14 @@ fn tokens(
         name,
         data,
     } = job;
+    let tokenizer_name = data.tokenizer(&models);
+    let device = backend::select(backend)?.device;
+    let (tokenizer, tokens) = tokenizer(&models, tokenizer_name, &device)?;
     let mut config = config_or(&common, || {
-        IlatTrainingConfig::new(IlatConfig::new(512, 16).with_guidance(data.guidance()))
-            .with_objective(objective)
+        let model = IlatConfig::new(tokens.codebook_size, tokens.grid())
+            .with_patch(tokens.factor())
+            .with_guidance(data.guidance());
+        IlatTrainingConfig::new(model).with_objective(objective)
     })?;
     if config.objective != objective {
         bail!(
@@ -244,12 +250,9 @@ fn tokens(
             SketchInputArg::Prepended => SketchInput::Prepended,
         };
     }
-    let tokenizer_name = data.tokenizer(&models);
     config.model.tokenizer = (tokenizer_name != vqgan::FACES).then(|| tokenizer_name.to_string());
-    let device = backend::select(backend)?.device;
-    let (tokenizer, side) = tokenizer(&models, tokenizer_name, &device)?;
     let paths = IlatTrainingPaths {
-        data: data.folders(side)?,
+        data: data.folders(tokens.image_size)?,
         token_cache: Some(token_cache(&models, tokenizer_name)),
         to: destination(common, &name, models),
     };
@@ -263,15 +266,18 @@ fn imagebart(
     models: PathBuf,
     backend: BackendChoice,
 ) -> anyhow::Result<()> {
+    let device = backend::select(backend)?.device;
+    let (tokenizer, tokens) = tokenizer(&models, vqgan::FACES, &device)?;
     let out = opts.common.out.clone().unwrap_or_else(|| models.clone());
     let chain_path = crate::imagebart::chain_path(&out);
     let chain = match chain_path.exists() {
         true => crate::imagebart::read_chain(&chain_path)?,
-        false => crate::imagebart::default_chain(512),
+        false => crate::imagebart::default_chain(tokens.codebook_size),
     };
     let mut config = config_or(&opts.common, || {
         let last = opts.step == chain.steps();
-        let model = ReverseConfig::new(512, 16).with_encoder_layers(if last { 0 } else { 3 });
+        let model = ReverseConfig::new(tokens.codebook_size, tokens.grid())
+            .with_encoder_layers(if last { 0 } else { 3 });
         ImagebartTrainingConfig::new(model, chain.clone(), opts.step)
     })?;
     if config.chain != chain {
@@ -283,9 +289,7 @@ fn imagebart(
     config.step = opts.step;
     override_schedule(&opts.common, &mut config.schedule);
     let name = crate::imagebart::step_name(opts.step);
-    let device = backend::select(backend)?.device;
-    let (tokenizer, side) = tokenizer(&models, vqgan::FACES, &device)?;
-    let (train, test) = faces_at(side)?;
+    let (train, test) = faces_at(tokens.image_size)?;
     let paths = ImagebartTrainingPaths {
         train,
         test,
