@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Trains the 128 px models, in two lanes meant to run side by side on one core each:
+#
+#   scripts/train-128.sh faces  &   # the faces' tokenizer, then iLAT, Taming, ImageBART
+#   scripts/train-128.sh people &   # the people's tokenizer, then the two pose models
+#   scripts/train-128.sh gans       # HiT and its convolutional baseline (both at once)
+#
+# Every trainer resumes its run folder (`runs/<name>128`), and a finished run returns at
+# once, so running a lane again after a restart continues where it stopped. A run
+# without a run folder warm-starts from its snapshot in `models/in-training/` when the
+# repository has one (what a session commits before it ends). A finished tokenizer is
+# copied into `runs/models128/`, the models folder the token models train on; each
+# token model waits there for its tokenizer.
+#
+# Environment: TESSERA (the binary, default target/release/tessera), TESSERA_DATA, NICE.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TESSERA=${TESSERA:-target/release/tessera}
+NICE=${NICE:-5}
+STAGE=runs/models128
+SNAPSHOTS=models/in-training
+export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1}
+
+say() { printf '[train-128] %s\n' "$*"; }
+
+# run NAME [--grow DIR] ARGS...: one training command. A new run folder starts from the
+# snapshot models/in-training/NAME when there is one, else (GANs) grown from DIR.
+run() {
+    local name=$1
+    shift
+    local grow=
+    if [ "${1:-}" = --grow ]; then
+        grow=$2
+        shift 2
+    fi
+    local warm=()
+    if [ ! -d "runs/$name" ] && [ -d "$SNAPSHOTS/$name" ]; then
+        warm=(--warm-start "$SNAPSHOTS/$name")
+    elif [ ! -d "runs/$name" ] && [ -n "$grow" ]; then
+        warm=(--grow-from "$grow")
+    fi
+    say "$name: $*"
+    nice -n "$NICE" "$TESSERA" "$@" --run "runs/$name" --out "runs/$name-out" "${warm[@]}" \
+        >>"runs/$name.log" 2>&1
+}
+
+# promote RUN NAME: the finished tokenizer of RUN into the staging models folder as NAME.
+promote() {
+    mkdir -p "$STAGE"
+    for ext in bpk json progress.json; do
+        cp "runs/$1-out/vqgan.$ext" "$STAGE/$2.$ext"
+    done
+    say "$2 promoted to $STAGE"
+}
+
+# token NAME ARGS...: a token model trained on the staged tokenizers.
+token() {
+    local name=$1
+    shift
+    run "$name" --models "$STAGE" train "$@"
+}
+
+case "${1:-}" in
+faces)
+    run vqgan128 train vqgan --config scripts/vqgan128-train.json
+    promote vqgan128 vqgan
+    token ilat128 ilat --steps 5000
+    token taming128 taming --steps 5000
+    token imagebart128-step1 imagebart --step 1 --steps 5000
+    token imagebart128-step2 imagebart --step 2 --steps 5000
+    ;;
+people)
+    run vqgan128-people train vqgan --config scripts/vqgan128-people-train.json
+    promote vqgan128-people people-vqgan
+    token pose-ilat128 pose --method ilat --steps 4000
+    token pose-taming128 pose --method taming --steps 4000
+    ;;
+gans)
+    run hit128a --grow "$SNAPSHOTS/hit128" train hit --arch hit --size 128 --steps 6000 --batch 8 &
+    run conv128 --grow models train hit --arch conv --size 128 --config scripts/conv128-train.json &
+    wait
+    ;;
+*)
+    echo "usage: scripts/train-128.sh faces|people|gans" >&2
+    exit 2
+    ;;
+esac
+say "${1} done"
