@@ -299,7 +299,7 @@ pub struct VqganTrainOpts {
     #[command(flatten)]
     pub common: TrainCommon,
     /// Name of the written model: `vqgan` (the faces' tokenizer, the default) or
-    /// `people-vqgan` (the pose models' own, trained with `people_fraction` 1).
+    /// `people-vqgan` (the pose models' own, usually trained with `people_fraction` 1).
     #[arg(long)]
     pub name: Option<String>,
 }

@@ -85,6 +85,32 @@ fn tokenizer(
     Ok(loaded)
 }
 
+/// Refuses to resume a run, or to start from a model, trained on another tokenizer's
+/// tokens than `tokenizer`'s (the people's own tokenizer may appear in the models
+/// folder half-way through a pose model's training).
+fn same_tokens(to: &Destination, tokenizer: &str) -> anyhow::Result<()> {
+    let earlier = match (to.run.join("config.json"), &to.warm_start) {
+        (run, _) if run.exists() => Some(
+            IlatTrainingConfig::load(&run)
+                .with_context(|| format!("reading {}", run.display()))?
+                .model,
+        ),
+        (_, Some(dir)) => {
+            let path = dir.join(format!("{}.json", to.name));
+            Some(IlatConfig::load(&path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        (_, None) => None,
+    };
+    match earlier {
+        Some(model) if model.tokenizer_name() != tokenizer => bail!(
+            "{} was trained on the tokens of {}, the models folder's tokenizer for it is {tokenizer}: give the run another --run, or put that tokenizer back",
+            to.name,
+            model.tokenizer_name()
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// Where the training faces' tokens under the models folder's tokenizer `name` are
 /// cached.
 fn token_cache(models: &std::path::Path, name: &str) -> CachePlace {
@@ -256,6 +282,7 @@ fn tokens(
         token_cache: Some(token_cache(&models, tokenizer_name)),
         to: destination(common, &name, models),
     };
+    same_tokens(&paths.to, tokenizer_name)?;
     let evaluation = crate::ilat::train::train(&config, &paths, &tokenizer, &device.autodiff())?;
     report(&evaluation, &paths.to);
     Ok(())
@@ -320,4 +347,41 @@ fn hit(opts: HitTrainOpts, models: PathBuf, backend: BackendChoice) -> anyhow::R
     crate::hit::train::train(&config, &faces, grow_from, &to, &device)?;
     println!("trained; generator written to {}", to.out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pose run on the faces' tokens is not continued on the people's.
+    #[test]
+    fn a_run_goes_on_only_on_the_tokens_it_was_trained_on() {
+        let root = std::env::temp_dir().join(format!("tessera-same-tokens-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let to = |warm_start| Destination {
+            run: root.join("run"),
+            out: root.join("out"),
+            name: "pose-ilat".into(),
+            warm_start,
+        };
+        assert!(same_tokens(&to(None), vqgan::PEOPLE).is_ok(), "a new run");
+        let model = IlatConfig::new(512, 16).with_guidance(GuideKind::Pose);
+        std::fs::create_dir_all(root.join("warm")).expect("dir");
+        model
+            .save(root.join("warm/pose-ilat.json"))
+            .expect("a model's configuration");
+        let warm = to(Some(root.join("warm")));
+        assert!(same_tokens(&warm, vqgan::FACES).is_ok());
+        let err = same_tokens(&warm, vqgan::PEOPLE).expect_err("another tokenizer");
+        assert!(err.to_string().contains("people-vqgan"), "{err}");
+        std::fs::create_dir_all(root.join("run")).expect("dir");
+        let on_people = IlatTrainingConfig::new(model.with_tokenizer(Some(vqgan::PEOPLE.into())));
+        crate::training::save_config(&on_people, &root.join("run")).expect("a run's configuration");
+        assert!(
+            same_tokens(&warm, vqgan::PEOPLE).is_ok(),
+            "the run's own decides"
+        );
+        assert!(same_tokens(&to(None), vqgan::FACES).is_err());
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

@@ -376,7 +376,9 @@ impl Engine {
         Ok(self.models.tokenizer_named(tokenizer)?.1.codebook_size)
     }
 
-    /// The tokenizer the pose models' person crops go through ([`vqgan::for_people`]).
+    /// The tokenizer a pose model trained on this models folder learns the tokens of
+    /// ([`vqgan::for_people`]): what `tessera eval vqgan --people` measures. (A pose
+    /// model names its own in its configuration.)
     pub fn people_tokenizer(&self) -> &'static str {
         vqgan::for_people(self.models.dir())
     }

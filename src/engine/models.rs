@@ -108,16 +108,26 @@ impl ModelCache {
                 let side = self.tokenizer()?.1.image_size;
                 let tokenizer_name = config.tokenizer_name().to_string();
                 let tokenizer = self.tokenizer_named(&tokenizer_name)?.1.clone();
+                let mismatch = |reason: String| {
+                    EngineError::Model(StoreError::Mismatch {
+                        weights: self.dir.join(format!("{name}.bpk")),
+                        config: self.dir.join(format!("{tokenizer_name}.json")),
+                        reason,
+                    })
+                };
                 if config.vocab != tokenizer.codebook_size
                     || config.grid != tokenizer.grid()
                     || config.patch != tokenizer.factor()
-                    || tokenizer.image_size != side
                 {
-                    return Err(EngineError::Model(StoreError::Mismatch {
-                        weights: self.dir.join(format!("{name}.bpk")),
-                        config: self.dir.join(format!("{tokenizer_name}.json")),
-                        reason: "the token model was trained on another tokenizer".into(),
-                    }));
+                    return Err(mismatch(
+                        "the token model was trained on another tokenizer".into(),
+                    ));
+                }
+                if tokenizer.image_size != side {
+                    return Err(mismatch(format!(
+                        "the tokenizer works at {0}x{0}, the faces' at {side}x{side}",
+                        tokenizer.image_size
+                    )));
                 }
                 let entry = TokenModel {
                     model,

@@ -193,10 +193,10 @@ struct Stage {
     positions: Param<Tensor<3>>,
     cross: CrossAttention,
     layers: Vec<AttentionLayer>,
-    /// MLP of a high-resolution stage.
+    /// MLP of a high-resolution (MLP-only) stage.
     mlp: Option<Mlp>,
-    /// RGB output of a high-resolution stage, normalised first (the paper's
-    /// `SkipToRGB`): the residual stream's scale grows with depth.
+    /// RGB output of a stage that draws ([`StageConfig::draws_rgb`]), normalised
+    /// first (the paper's `SkipToRGB`): the residual stream's scale grows with depth.
     rgb: Option<(LayerNorm, Linear)>,
     /// After the pixel shuffle, to the next stage's width.
     next: Option<Linear>,
@@ -236,7 +236,7 @@ impl Stage {
     }
 
     /// Runs the stage; returns its map `[B, side², C]` and its RGB output
-    /// `[B, side, side, 3]` (high-resolution stages).
+    /// `[B, side, side, 3]` (stages that draw).
     fn forward(&self, x: Tensor<3>, z: &Tensor<3>) -> (Tensor<3>, Option<Tensor<4>>) {
         let [b, t, d] = x.dims();
         let x = x + self.positions.val();
@@ -271,8 +271,8 @@ impl Stage {
 }
 
 impl Stage {
-    /// This MLP-only stage with `layers` of attention in front of nothing new: every
-    /// attention output at zero, the stage's MLP in the first layer, the later
+    /// This MLP-only stage given `layers` of attention that change nothing yet: every
+    /// attention output at zero, the stage's own MLP in the first layer, the later
     /// layers' MLPs adding zero (see [`HitGenerator::attend`]).
     fn attending(self, layers: Vec<AttentionLayer>) -> Stage {
         let mut own = self.mlp;
@@ -302,6 +302,15 @@ impl Mlp {
     }
 }
 
+/// Stage `a` in the place of its counterpart `b` of a larger generator (see
+/// [`HitGenerator::fits`]): given `b`'s attention when it has none.
+fn adopt((a, b): (Stage, Stage)) -> Stage {
+    match a.layers.len() < b.layers.len() {
+        true => a.attending(b.layers),
+        false => a,
+    }
+}
+
 /// Nearest-neighbour upsampling by 2 of `[B, H, W, C]`.
 fn upsample_nearest(x: Tensor<4>) -> Tensor<4> {
     let [b, h, w, c] = x.dims();
@@ -325,29 +334,21 @@ pub struct HitGenerator {
 
 impl HitGenerator {
     /// This generator with one more stage, taken from `larger`: a fresh generator
-    /// whose configuration is this one's plus a high-resolution stage. The new
-    /// stage's RGB output starts at zero, so the grown generator first draws this
-    /// one's pictures upsampled, and training goes on from them rather than from noise
-    /// (progressive growing, Karras et al. 2018). `None` when `larger` does not extend
-    /// this generator's stages.
+    /// whose configuration is this one's plus a high-resolution stage (and attention
+    /// where `larger` attends and this one does not, see [`HitGenerator::attend`]).
+    /// The new stage's RGB output starts at zero, so the grown generator first draws
+    /// this one's pictures upsampled, and training goes on from them rather than from
+    /// noise (progressive growing, Karras et al. 2018). `None` when `larger` does not
+    /// extend this generator's stages.
     pub fn grow(self, larger: HitGenerator) -> Option<HitGenerator> {
-        let n = self.stages.len();
-        let fits = larger.stages.len() == n + 1
-            && self.latent == larger.latent
-            && self.z_dim == larger.z_dim
-            && self
-                .stages
-                .iter()
-                .zip(&larger.stages)
-                .all(|(a, b)| a.positions.dims() == b.positions.dims());
-        if !fits {
+        if larger.stages.len() != self.stages.len() + 1 || !self.fits(&larger) {
             return None;
         }
         let mut added = larger.stages;
         let mut new = added.pop()?;
-        let joint = added.pop()?.next;
         new.rgb = new.rgb.map(|(norm, rgb)| (norm, zeroed(rgb)));
-        let mut stages = self.stages;
+        let joint = added.last_mut()?.next.take();
+        let mut stages: Vec<Stage> = self.stages.into_iter().zip(added).map(adopt).collect();
         if let Some(last) = stages.last_mut() {
             last.next = joint;
         }
@@ -362,32 +363,36 @@ impl HitGenerator {
     /// and training goes on from its pictures. `None` when `larger` differs otherwise
     /// or adds no attention.
     pub fn attend(self, larger: HitGenerator) -> Option<HitGenerator> {
-        let fits = self.stages.len() == larger.stages.len()
-            && self.latent == larger.latent
-            && self.z_dim == larger.z_dim
-            && self.stages.iter().zip(&larger.stages).all(|(a, b)| {
-                a.positions.dims() == b.positions.dims()
-                    && a.block == b.block
-                    && (a.layers.len() == b.layers.len() || a.layers.is_empty())
-            })
-            && self
-                .stages
-                .iter()
-                .zip(&larger.stages)
-                .any(|(a, b)| a.layers.len() < b.layers.len());
-        if !fits {
+        let gains = self
+            .stages
+            .iter()
+            .zip(&larger.stages)
+            .any(|(a, b)| a.layers.len() < b.layers.len());
+        if larger.stages.len() != self.stages.len() || !gains || !self.fits(&larger) {
             return None;
         }
         let stages = self
             .stages
             .into_iter()
             .zip(larger.stages)
-            .map(|(a, b)| match a.layers.len() < b.layers.len() {
-                true => a.attending(b.layers),
-                false => a,
-            })
+            .map(adopt)
             .collect();
         Some(HitGenerator { stages, ..self })
+    }
+
+    /// Whether every stage of this generator can become the stage of `larger` at its
+    /// place and still draw what it draws: the same latent, map, heads, block and RGB
+    /// head, and the same attention or none where `larger` has some.
+    fn fits(&self, larger: &HitGenerator) -> bool {
+        self.latent == larger.latent
+            && self.z_dim == larger.z_dim
+            && self.stages.iter().zip(&larger.stages).all(|(a, b)| {
+                a.positions.dims() == b.positions.dims()
+                    && a.block == b.block
+                    && a.cross.n_heads == b.cross.n_heads
+                    && a.rgb.is_some() == b.rgb.is_some()
+                    && (a.layers.len() == b.layers.len() || a.layers.is_empty())
+            })
     }
 
     /// Size of the latent code.
@@ -493,6 +498,27 @@ mod tests {
             tiny().init(&device).grow(tiny().init(&device)).is_none(),
             "the same stages are no growth"
         );
+    }
+
+    /// The shipped 64 px generator grows into the 128 px one, whose 32 px stage
+    /// attends, in one step, and first draws its pictures upsampled.
+    #[test]
+    fn the_64_px_generator_grows_into_the_128_px_one() {
+        let device = Device::flex();
+        device.seed(11);
+        let small = HitGeneratorConfig::small().init(&device);
+        let z = Tensor::<2>::random([2, 128], Distribution::Normal(0.0, 1.0), &device);
+        let before = upsample_nearest(small.forward(z.clone()));
+        let grown = small
+            .clone()
+            .grow(HitGeneratorConfig::small_at(128).init(&device))
+            .expect("one stage more, and attention at 32 px");
+        assert_eq!(grown.stages[2].layers.len(), 2);
+        let diff = (grown.forward(z) - before).abs().max().into_scalar::<f32>();
+        assert!(diff < 1e-5, "{diff}");
+        let mut other = HitGeneratorConfig::small_at(128);
+        other.stages[1].n_heads = 8;
+        assert!(small.grow(other.init(&device)).is_none(), "other heads");
     }
 
     /// A generator given attention where it had none draws what it drew, then learns.

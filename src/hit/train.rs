@@ -119,7 +119,7 @@ pub fn train(
         config.discriminator.init(device),
     );
     let (generator, discriminator) = match grow_from {
-        Some(dir) => grown(dir, &to.name, (generator, discriminator), device)?,
+        Some(dir) => grown(dir, &to.name, config, (generator, discriminator), device)?,
         None => (generator, discriminator),
     };
     let trainer = GanTrainer {
@@ -141,18 +141,20 @@ pub fn train(
 }
 
 /// The generator `name` and its discriminator in `dir`, grown into the fresh
-/// networks `larger`: both by one resolution level, or the generator by attention at
-/// the same side (the discriminator then as it was).
+/// networks `larger` of `config`: both by one resolution level, or the generator by
+/// attention at the same side (the discriminator then as it was, of `config`'s
+/// architecture).
 fn grown(
     dir: &Path,
     name: &str,
+    config: &HitTrainingConfig,
     larger: (GanGenerator, Discriminator),
     device: &Device,
 ) -> Result<(GanGenerator, Discriminator), TrainError> {
     let (generator, _) =
         store::load_model(dir, name, device, |c: &GanGeneratorConfig, d| c.init(d))?;
     let critic = discriminator_name(name);
-    let (discriminator, _) =
+    let (discriminator, critic_config) =
         store::load_model(dir, &critic, device, |c: &DiscriminatorConfig, d| c.init(d))?;
     let mismatch = |what: &str| {
         TrainError::Config(format!(
@@ -167,7 +169,7 @@ fn grown(
         return Ok((generator, discriminator));
     }
     let generator = generator.attend(larger.0).ok_or_else(|| mismatch(name))?;
-    if discriminator.num_params() != larger.1.num_params() {
+    if critic_config.to_string() != config.discriminator.to_string() {
         return Err(mismatch(&critic));
     }
     Ok((generator, discriminator))

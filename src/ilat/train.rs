@@ -137,13 +137,18 @@ pub fn make_batch(
     let tokenizer_device = tokenizer.device();
     let masks = masks_to_tensor(&examples.masks, &tokenizer_device);
     let clean: Vec<i64> = match cache {
-        Some(cache) if examples.drawn.len() == examples.targets.len() => examples
+        Some(_) if examples.drawn.len() != examples.targets.len() => {
+            return Err(TrainError::Config(
+                "the token cache holds training faces; these examples are not".into(),
+            ));
+        }
+        Some(cache) => examples
             .drawn
             .iter()
             .flat_map(|&(face, augmentation)| cache.grid(face, augmentation))
             .map(|&id| id as i64)
             .collect(),
-        _ => {
+        None => {
             let targets = images_to_tensor(&examples.targets, &tokenizer_device);
             tokenizer.tokenize(targets, None).try_into_vec_as::<i64>()?
         }

@@ -3,8 +3,10 @@
 //! same 50 augmentations (a flip or not, shifts of up to ±2 px) for tens of thousands
 //! of steps, with a frozen tokenizer: at 128 px that encoding was a third of an iLAT
 //! step and most of a Taming or ImageBART step. A cache is made for one tokenizer's
-//! weights and one set of faces (both hashed into its file name) and is read back by
-//! every later run on them; anything else makes a new one.
+//! weights and configuration and one set of faces (all hashed into its file name) and
+//! is read back by every later run on them; anything else makes a new one. The grids
+//! are those of a batch of 16: the encoder's sums may round differently in another
+//! batch, which can move a code at a near-tie, never the picture's content.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -19,6 +21,11 @@ use crate::tokens::Tokenizer;
 
 /// First bytes of a cache file.
 const MAGIC: &[u8; 8] = b"TSTOKC1\n";
+
+/// Part of every cache's key: raise it when what a cached grid means changes without
+/// the tokenizer's files changing (how a picture is augmented or tokenised), so the
+/// old caches are no longer read.
+const VERSION: u32 = 1;
 
 /// Faces tokenised in one call while the cache is made.
 const CHUNK: usize = 16;
@@ -76,16 +83,17 @@ impl TokenCache {
                 grids,
             });
         }
-        let cache = Self::make(faces, max_shift, tokenizer)?;
+        let cache = Self::make(faces, max_shift, tokenizer, &path)?;
         cache.write(dir, &path)?;
         Ok(cache)
     }
 
-    /// Tokenises every face in every augmentation.
+    /// Tokenises every face in every augmentation (for the file `path`).
     fn make(
         faces: &[RgbImage],
         max_shift: i32,
         tokenizer: &impl Tokenizer,
+        path: &Path,
     ) -> Result<Self, TrainError> {
         let augmentations = Augmentation::all(max_shift);
         let pictures: Vec<(usize, Augmentation)> = (0..faces.len())
@@ -104,7 +112,12 @@ impl TokenCache {
             let ids = tokenizer
                 .tokenize(images_to_tensor(&images, &device), None)
                 .try_into_vec_as::<i64>()?;
-            grids.extend(ids.into_iter().map(|id| id as u16));
+            for id in ids {
+                grids.push(u16::try_from(id).map_err(|_| TrainError::Cache {
+                    path: path.to_path_buf(),
+                    reason: format!("token id {id} does not fit the cache's 16 bits"),
+                })?);
+            }
             bar.inc(chunk.len() as u64);
         }
         bar.finish_and_clear();
@@ -132,7 +145,7 @@ impl TokenCache {
             reason: reason.to_string(),
         };
         std::fs::create_dir_all(dir).map_err(failed)?;
-        let partial = path.with_extension("partial");
+        let partial = path.with_extension(format!("partial-{}", std::process::id()));
         let mut bytes = Vec::with_capacity(16 + 2 * self.grids.len());
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&(self.tokens as u64).to_le_bytes());
@@ -176,15 +189,18 @@ fn read(path: &Path, grids: usize) -> Result<(usize, Vec<u16>), TrainError> {
     Ok((tokens, ids))
 }
 
-/// FNV-1a over the tokenizer's weights, the faces and the shift: what the cache
-/// depends on.
+/// FNV-1a over what the cache depends on: the tokenizer's weights and configuration
+/// (`NAME.bpk` and `NAME.json`), the faces, the shift and [`VERSION`].
 fn key(weights: &Path, faces: &[RgbImage], max_shift: i32) -> Result<u64, TrainError> {
-    let bytes = std::fs::read(weights).map_err(|e| TrainError::Cache {
-        path: weights.to_path_buf(),
-        reason: format!("reading the tokenizer's weights: {e}"),
-    })?;
     let mut hash = Fnv::default();
-    hash.write(&bytes);
+    hash.write(&VERSION.to_le_bytes());
+    for file in [weights.to_path_buf(), weights.with_extension("json")] {
+        let bytes = std::fs::read(&file).map_err(|e| TrainError::Cache {
+            path: file.clone(),
+            reason: format!("reading the tokenizer: {e}"),
+        })?;
+        hash.write(&bytes);
+    }
     for face in faces {
         hash.write(&face.width().to_le_bytes());
         hash.write(&face.height().to_le_bytes());
