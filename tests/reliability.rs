@@ -175,11 +175,14 @@ fn a_project_killed_mid_save_still_loads() {
 #[test]
 fn damaged_and_foreign_model_files_are_named_with_what_to_do() {
     let face = common::sample_faces().join("000901.png");
+    let (side, _) = image::image_dimensions(&face).expect("a sample face");
     let dir = common::temp_dir("reliability-models-files");
     let mask = dir.join("mask.png");
-    image::GrayImage::from_fn(64, 64, |x, _| image::Luma([if x < 20 { 255 } else { 0 }]))
-        .save(&mask)
-        .expect("mask");
+    image::GrayImage::from_fn(side, side, |x, _| {
+        image::Luma([if x < side / 3 { 255 } else { 0 }])
+    })
+    .save(&mask)
+    .expect("mask");
     let edit = |models: &std::path::Path| {
         Command::new(env!("CARGO_BIN_EXE_tessera"))
             .args(["edit", "--backend", "cpu", "--models"])
