@@ -77,7 +77,7 @@ people)
     token pose-taming128 pose --method taming --steps 4000
     ;;
 gans)
-    run hit128a --grow "$SNAPSHOTS/hit128" train hit --arch hit --size 128 --steps 6000 --batch 8 &
+    run hit128a --grow models train hit --arch hit --size 128 --steps 6000 --batch 8 &
     run conv128 --grow models train hit --arch conv --size 128 --config scripts/conv128-train.json &
     wait
     ;;
