@@ -303,12 +303,7 @@ mod tests {
     fn tiny() -> (Vqgan, IlatConfig, Dataset) {
         let device = Device::flex();
         device.seed(8);
-        let tokenizer = VqganConfig::new()
-            .with_widths(vec![8, 16, 16])
-            .with_codebook_size(32)
-            .with_code_dim(8)
-            .with_image_size(16)
-            .init(&device);
+        let tokenizer = VqganConfig::tiny(16).init(&device);
         let config = IlatConfig::new(32, 4)
             .with_d_model(32)
             .with_n_heads(4)
@@ -395,11 +390,7 @@ mod tests {
         };
         let dir = std::env::temp_dir().join(format!("tessera-ilat-cache-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let tokenizer_config = VqganConfig::new()
-            .with_widths(vec![8, 16, 16])
-            .with_codebook_size(32)
-            .with_code_dim(8)
-            .with_image_size(16);
+        let tokenizer_config = VqganConfig::tiny(16);
         crate::store::save_model(&dir, "vqgan", &tokenizer_config, tokenizer.clone())
             .expect("save");
         let place = CachePlace {

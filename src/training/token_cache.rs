@@ -237,11 +237,7 @@ mod tests {
     fn a_cached_grid_is_the_grid_of_the_augmented_face_and_is_read_back() {
         let device = Device::flex();
         device.seed(3);
-        let config = VqganConfig::new()
-            .with_widths(vec![8, 16, 16])
-            .with_codebook_size(32)
-            .with_code_dim(8)
-            .with_image_size(16);
+        let config = VqganConfig::tiny(16);
         let tokenizer = config.init(&device);
         let dir = std::env::temp_dir().join(format!("tessera-token-cache-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

@@ -126,6 +126,16 @@ impl VqganConfig {
     pub fn grid(&self) -> usize {
         self.image_size / self.factor()
     }
+
+    /// A tiny tokenizer (32 codes of 8 numbers, widths 8-16-16: f = 4) for tests.
+    #[cfg(test)]
+    pub(crate) fn tiny(image_size: usize) -> Self {
+        Self::new()
+            .with_widths(vec![8, 16, 16])
+            .with_codebook_size(32)
+            .with_code_dim(8)
+            .with_image_size(image_size)
+    }
 }
 
 impl Vqgan {
@@ -260,14 +270,6 @@ mod tests {
     use super::*;
     use burn::tensor::Distribution;
 
-    fn tiny() -> VqganConfig {
-        VqganConfig::new()
-            .with_widths(vec![8, 16, 16])
-            .with_codebook_size(32)
-            .with_code_dim(8)
-            .with_image_size(32)
-    }
-
     fn temp_dir(tag: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("tessera-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -308,7 +310,7 @@ mod tests {
     fn saved_and_loaded_model_gives_the_same_outputs_up_to_half_precision() {
         let device = Device::flex();
         device.seed(22);
-        let config = tiny();
+        let config = VqganConfig::tiny(32);
         let model = config.init(&device);
         let dir = temp_dir("roundtrip");
         store::save_model(&dir, "vqgan", &config, model.clone()).expect("save");
@@ -332,7 +334,7 @@ mod tests {
     #[test]
     fn missing_or_truncated_model_file_is_named() {
         let device = Device::flex();
-        let config = tiny();
+        let config = VqganConfig::tiny(32);
         let dir = temp_dir("damaged");
         let missing = Vqgan::load(&dir, "vqgan", &device).expect_err("nothing saved yet");
         assert!(missing.to_string().contains("vqgan.json"), "{missing}");

@@ -498,11 +498,7 @@ mod tests {
     #[test]
     fn a_few_steps_lower_the_loss() {
         let device = Device::flex().autodiff();
-        let model = VqganConfig::new()
-            .with_widths(vec![8, 16, 16])
-            .with_codebook_size(32)
-            .with_code_dim(8)
-            .with_image_size(32);
+        let model = VqganConfig::tiny(32);
         let config = VqganTrainingConfig::new(model, DiscriminatorConfig::new().with_width(8))
             .with_schedule(Schedule::new().with_batch(4).with_lr(2e-3))
             .with_disc_start(0)
