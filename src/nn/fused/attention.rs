@@ -51,6 +51,10 @@ pub fn attention(
         None => None,
     };
     if let Some([q, k, v]) = primitives::<Flex, 4, 3>(inputs) {
+        let block = ROWS.into_iter().find(|b| rows % b == 0);
+        if let (None, Some(block)) = (&flex_mask, block) {
+            return Tensor::from_primitive::<Flex>(many_rows(q, k, v, block));
+        }
         let (output, _) = forward(q, k, v, flex_mask.as_ref());
         return Tensor::from_primitive::<Flex>(output);
     }
@@ -104,6 +108,114 @@ fn forward(
         Flex::float_matmul(probabilities.clone(), values),
         probabilities,
     )
+}
+
+/// Query rows per pass of [`many_rows`], the largest that divides the rows: its
+/// transposed scores (`[T, rows]`) stay in the first-level cache for HiT's 64 keys.
+const ROWS: [usize; 3] = [64, 32, 16];
+
+/// The output alone, for sampling without a mask when each head has a multiple of 16
+/// queries (HiT's stages: 1,024 to 16,384 pixels attending to 64 latent tokens, or a
+/// block's 16-64 pixels to each other, with 4- to 64-wide heads). The general path
+/// writes a `[B, H, t, T]` score tensor (840 MB for a batch of 50 at HiT's 128 px
+/// stage, written, page-faulted in and read four times) and reduces every row across
+/// a vector, which at 64 columns is mostly horizontal sums. Here a block of rows is
+/// held transposed, `[T, ROWS]`, so every step (scores, maximum, exponent, sum,
+/// output) runs along the rows, one vector lane per query, with no horizontal sum at
+/// all (BENCHMARKS.md, "Sampling HiT and the baseline at 128 px").
+fn many_rows(
+    queries: FlexTensor,
+    keys: FlexTensor,
+    values: FlexTensor,
+    block: usize,
+) -> FlexTensor {
+    let scale = scale(&queries);
+    let shape = queries.layout().shape().clone();
+    let [rows, width] = [shape[2], shape[3]];
+    let columns = keys.layout().shape()[2];
+    let (queries, keys, values) = (
+        queries.to_contiguous(),
+        keys.to_contiguous(),
+        values.to_contiguous(),
+    );
+    let [queries, keys, values] =
+        [&queries, &keys, &values].map(|t| t.as_slice::<f32>().expect("contiguous"));
+    let matrix = columns * width;
+    let mut output = vec![0.0f32; queries.len()];
+    output
+        .par_chunks_mut(block * width)
+        .zip(queries.par_chunks(block * width))
+        .enumerate()
+        .for_each(|(task, (out, queries))| {
+            // Blocks never straddle two heads: `rows` is a multiple of `block`.
+            let pair = task * block / rows;
+            let keys = &keys[pair * matrix..(pair + 1) * matrix];
+            let values = &values[pair * matrix..(pair + 1) * matrix];
+            wide(
+                #[inline(always)]
+                || block_of_rows(queries, keys, values, out, width, scale),
+            )
+        });
+    FlexTensor::from_data(TensorData::new(output, shape))
+}
+
+/// A block of query rows (`[n, d_h]`, n ≤ 64) against one head's keys and values
+/// (`[T, d_h]`), into `out` (`[n, d_h]`).
+#[inline(always)]
+fn block_of_rows(
+    queries: &[f32],
+    keys: &[f32],
+    values: &[f32],
+    out: &mut [f32],
+    width: usize,
+    scale: f32,
+) {
+    let (columns, n) = (keys.len() / width, queries.len() / width);
+    // The queries transposed and scaled: `[d_h, n]`.
+    let mut transposed = vec![0.0f32; width * n];
+    for (r, query) in queries.chunks_exact(width).enumerate() {
+        for (d, &x) in query.iter().enumerate() {
+            transposed[d * n + r] = x * scale;
+        }
+    }
+    let mut scores = vec![0.0f32; columns * n];
+    for (score, key) in scores.chunks_exact_mut(n).zip(keys.chunks_exact(width)) {
+        for (query, &k) in transposed.chunks_exact(n).zip(key) {
+            for (s, q) in score.iter_mut().zip(query) {
+                *s += q * k;
+            }
+        }
+    }
+    let mut max = [f32::NEG_INFINITY; ROWS[0]];
+    let max = &mut max[..n];
+    for score in scores.chunks_exact(n) {
+        for (m, &s) in max.iter_mut().zip(score) {
+            *m = if s > *m { s } else { *m };
+        }
+    }
+    let mut sum = [0.0f32; ROWS[0]];
+    let sum = &mut sum[..n];
+    for score in scores.chunks_exact_mut(n) {
+        for ((s, m), z) in score.iter_mut().zip(max.iter()).zip(sum.iter_mut()) {
+            *s = exp(*s - m);
+            *z += *s;
+        }
+    }
+    // The output transposed, `[d_h, n]`, reusing the queries' buffer.
+    transposed.fill(0.0);
+    for (score, value) in scores.chunks_exact(n).zip(values.chunks_exact(width)) {
+        for (o, &v) in transposed.chunks_exact_mut(n).zip(value) {
+            for (o, s) in o.iter_mut().zip(score) {
+                *o += s * v;
+            }
+        }
+    }
+    for (r, row) in out.chunks_exact_mut(width).enumerate() {
+        let inverse = sum[r].recip();
+        for (d, o) in row.iter_mut().enumerate() {
+            *o = transposed[d * n + r] * inverse;
+        }
+    }
 }
 
 /// `1/√d_h`.
@@ -172,12 +284,13 @@ fn softmax_row(row: &mut [f32], blocked: Option<&[u8]>, scale: f32) {
         }
         None => row.iter_mut().for_each(|x| *x *= scale),
     }
-    // NaN wins the maximum, so a diverging model's NaN reaches the loss as in burn.
-    let max = lane_fold(row, f32::NEG_INFINITY, |a, x| {
-        if x > a || x.is_nan() { x } else { a }
-    });
+    // The plain comparison vectorises (one `max` instruction); a NaN never wins it,
+    // but it makes its row's sum NaN, so a diverging model's NaN still reaches the
+    // loss as in burn.
+    let max = lane_fold(row, f32::NEG_INFINITY, |a, x| if x > a { x } else { a });
     if max == f32::NEG_INFINITY {
-        row.fill(0.0);
+        let nan = row.iter().any(|x| x.is_nan());
+        row.fill(if nan { f32::NAN } else { 0.0 });
         return;
     }
     row.iter_mut().for_each(|x| *x = exp(*x - max));
@@ -202,7 +315,12 @@ fn exp(x: f32) -> f32 {
     // Adding and taking away 1.5·2²³ rounds to the nearest integer (|x·log₂e| < 2²²)
     // without a call to `roundf`, which would keep the loop scalar.
     const ROUND: f32 = 12_582_912.0;
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let rounded = x * std::f32::consts::LOG2_E + ROUND;
+    let n = rounded - ROUND;
+    // The same integer read from the bits: `rounded` and `ROUND` share their exponent,
+    // so their mantissas differ by n. (`n as i32` saturates, and saturating casts
+    // compile to one scalar conversion per lane: most of a softmax's time.)
+    let n_bits = (rounded.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = [
         1.0 / 720.0,
@@ -215,7 +333,7 @@ fn exp(x: f32) -> f32 {
     ]
     .iter()
     .fold(1.0 / 5040.0, |p, c| p * r + c);
-    let value = p * f32::from_bits(((n as i32 + 127) << 23) as u32);
+    let value = p * f32::from_bits(((n_bits + 127) << 23) as u32);
     if underflow { 0.0 } else { value }
 }
 
@@ -350,6 +468,47 @@ mod tests {
         fused
             .into_data()
             .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-5));
+    }
+
+    /// Sampling reads broadcast keys and values (HiT's multi-query heads) at every
+    /// block size of `many_rows`, and in the general path.
+    #[test]
+    fn sampling_reads_broadcast_keys_and_values() {
+        let device = Device::flex();
+        device.seed(47);
+        let normal =
+            |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        // Blocks of 64 rows (two per head) and of 16; 5 rows take the general path.
+        for rows in [128, 48, 5] {
+            let queries = normal([2, 3, rows, 4]).mul_scalar(3.0);
+            let keys = normal([2, 1, 7, 4]).expand([2, 3, 7, 4]);
+            let values = normal([2, 1, 7, 4]).expand([2, 3, 7, 4]);
+            let fused = attention(queries.clone(), keys.clone(), values.clone(), None);
+            let expected = fallback(queries, keys, values, None);
+            fused
+                .into_data()
+                .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-5));
+        }
+    }
+
+    /// A diverging model's NaN reaches the output (and so the loss), in both paths.
+    #[test]
+    fn a_nan_score_makes_its_row_nan() {
+        let device = Device::flex();
+        for rows in [16, 5] {
+            let mut queries = vec![0.5f32; rows * 4];
+            queries[4] = f32::NAN;
+            let queries =
+                Tensor::<4>::from_data(TensorData::new(queries, [1, 1, rows, 4]), &device);
+            let keys = Tensor::<4>::ones([1, 1, 3, 4], &device);
+            let out = attention(queries, keys.clone(), keys, None).into_data();
+            let out = out.as_slice::<f32>().expect("f32");
+            assert!(out[4..8].iter().all(|x| x.is_nan()), "{rows} rows: {out:?}");
+            assert!(
+                out[..4].iter().all(|x| x.is_finite()),
+                "{rows} rows: {out:?}"
+            );
+        }
     }
 
     #[test]
