@@ -67,6 +67,9 @@ faces)
     promote vqgan128 vqgan
     token ilat128 ilat --steps 5000
     token taming128 taming --steps 5000
+    # iLAT's lever against Taming*: 30 % of its examples carry Taming's whole-grid
+    # objective (`whole_fraction`); `tessera eval edit` picks between the two iLATs.
+    token ilat128-whole ilat --config scripts/ilat128-whole-train.json
     token imagebart128-step1 imagebart --step 1 --steps 5000
     token imagebart128-step2 imagebart --step 2 --steps 5000
     ;;
