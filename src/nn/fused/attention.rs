@@ -34,7 +34,7 @@ pub fn attention(
     values: Tensor<4>,
     mask: Option<Tensor<4, Bool>>,
 ) -> Tensor<4> {
-    let [batch, heads, rows, _] = queries.dims();
+    let [batch, heads, rows, width] = queries.dims();
     let columns = keys.dims()[2];
     let mask = mask.map(|m| m.expand([batch, heads, rows, columns]));
     // The kernels read every input at the queries' batch and heads (no broadcasting).
@@ -42,6 +42,8 @@ pub fn attention(
     if k[..2] != [batch, heads] || v[..3] != k[..3] {
         return fallback(queries, keys, values, mask);
     }
+    // No mask, keys and values of the queries' width, and something to attend to.
+    let plain = mask.is_none() && k[3] == width && v[3] == width && width > 0 && k[2] > 0;
     let inputs = [&queries, &keys, &values];
     let flex_mask = match &mask {
         Some(m) => match bool_primitive(m) {
@@ -52,7 +54,7 @@ pub fn attention(
     };
     if let Some([q, k, v]) = primitives::<Flex, 4, 3>(inputs) {
         let block = ROWS.into_iter().find(|b| rows % b == 0);
-        if let (None, Some(block)) = (&flex_mask, block) {
+        if let (true, Some(block)) = (plain, block) {
             return Tensor::from_primitive::<Flex>(many_rows(q, k, v, block));
         }
         let (output, _) = forward(q, k, v, flex_mask.as_ref());
@@ -120,7 +122,7 @@ const ROWS: [usize; 3] = [64, 32, 16];
 /// writes a `[B, H, t, T]` score tensor (840 MB for a batch of 50 at HiT's 128 px
 /// stage, written, page-faulted in and read four times) and reduces every row across
 /// a vector, which at 64 columns is mostly horizontal sums. Here a block of rows is
-/// held transposed, `[T, ROWS]`, so every step (scores, maximum, exponent, sum,
+/// held transposed, `[T, n]`, so every step (scores, maximum, exponent, sum,
 /// output) runs along the rows, one vector lane per query, with no horizontal sum at
 /// all (BENCHMARKS.md, "Sampling HiT and the baseline at 128 px").
 fn many_rows(
@@ -304,7 +306,7 @@ fn softmax_row(row: &mut [f32], blocked: Option<&[u8]>, scale: f32) {
 ///
 /// `eˣ = 2ⁿ·eʳ` with `n = round(x·log₂e)` and `|r| ≤ ln2/2`; `eʳ` by its Taylor
 /// polynomial to degree 7 (within 2 units in the last place of `f32::exp`, tested);
-/// `2ⁿ` built in the exponent bits. Below −87 (where `eˣ` is subnormal) it returns 0.
+/// `2ⁿ` built in the exponent bits. Below −87 (about where `eˣ` turns subnormal) it returns 0.
 #[inline(always)]
 fn exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
@@ -478,11 +480,23 @@ mod tests {
         device.seed(47);
         let normal =
             |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-        // Blocks of 64 rows (two per head) and of 16; 5 rows take the general path.
-        for rows in [128, 48, 5] {
-            let queries = normal([2, 3, rows, 4]).mul_scalar(3.0);
-            let keys = normal([2, 1, 7, 4]).expand([2, 3, 7, 4]);
-            let values = normal([2, 1, 7, 4]).expand([2, 3, 7, 4]);
+        // Blocks of 64 rows (two per head), 32 and 16, wide heads, more keys than a
+        // block has rows; 5 rows, and values wider than keys, take the general path.
+        for (rows, width, keys, value_width) in [
+            (128, 4, 7, 4),
+            (96, 16, 100, 16),
+            (48, 4, 7, 4),
+            (5, 4, 7, 4),
+            (64, 4, 7, 6),
+        ] {
+            let queries = normal([2, 3, rows, width]).mul_scalar(3.0);
+            let keys = normal([2, 1, keys, width]).expand([2, 3, keys, width]);
+            let values = normal([2, 1, keys.dims()[2], value_width]).expand([
+                2,
+                3,
+                keys.dims()[2],
+                value_width,
+            ]);
             let fused = attention(queries.clone(), keys.clone(), values.clone(), None);
             let expected = fallback(queries, keys, values, None);
             fused

@@ -9,8 +9,9 @@
 //! its inputs, does its element-wise work in one pass per row (the matrix products stay
 //! burn-flex's GEMM), and records one autodiff node whose backward is written out.
 //!
-//! Sampling (plain burn-flex tensors) runs the same kernels, so a model computes the
-//! same numbers when it is trained and when it samples. Tensors anywhere else (wgpu,
+//! Sampling (plain burn-flex tensors) runs the same kernels, except unmasked attention
+//! over many queries (HiT's), which has a kernel of its own for the same function (the
+//! same numbers to about 1e-7). Tensors anywhere else (wgpu,
 //! or an autodiff graph with gradient checkpointing) take burn's own operation, which
 //! computes the same function.
 
@@ -97,19 +98,24 @@ fn rows_per_task(columns: usize) -> usize {
 /// as built for the baseline x86-64 (SSE2): the crate is built for the baseline, and
 /// these row kernels run twice as fast with AVX2's vectors (a layer norm of 16-wide
 /// rows a further 20 % with AVX-512's). The arithmetic is the same at every width (the
-/// lanes of [`lane_fold`] are fixed), so every machine computes the same numbers.
+/// lanes of [`lane_fold`] are fixed), so these row kernels compute the same numbers on
+/// every machine (burn-flex's GEMM picks kernels of its own).
 /// `work` and what it calls should be `#[inline(always)]`: only code inlined into it
 /// gets the wider build.
 #[inline(always)]
 fn wide<R>(work: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma")
+    if std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c")
     {
-        #[target_feature(enable = "avx512f,avx2,fma")]
+        // `avx512f` implies the other three.
+        #[target_feature(enable = "avx512f,avx2,fma,f16c")]
         fn avx512<R>(work: impl FnOnce() -> R) -> R {
             work()
         }
-        // SAFETY: the CPU was just found to have both features.
+        // SAFETY: the CPU was just found to have all four features.
         return unsafe { avx512(work) };
     }
     #[cfg(target_arch = "x86_64")]
@@ -128,7 +134,8 @@ fn wide<R>(work: impl FnOnce() -> R) -> R {
 /// total cannot be reordered, and so is not).
 const LANES: usize = 16;
 
-/// Folds `values` with `f` in [`LANES`] interleaved accumulators, then folds those.
+/// Folds `values` with `f` in [`LANES`] interleaved accumulators, then folds those;
+/// `init` must be `f`'s identity (−∞ for a maximum, 0 for a sum).
 #[inline(always)]
 fn lane_fold(values: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
     let mut lanes = [init; LANES];
@@ -157,6 +164,7 @@ fn fold_lanes(lanes: [f32; LANES], f: impl Fn(f32, f32) -> f32) -> f32 {
 /// `Σ aᵢ·bᵢ` in [`LANES`] accumulators (of equal-length slices).
 #[inline(always)]
 fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
     let mut lanes = [0.0; LANES];
     let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let tail: f32 = a_chunks
