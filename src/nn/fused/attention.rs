@@ -42,8 +42,12 @@ pub fn attention(
     if k[..2] != [batch, heads] || v[..3] != k[..3] {
         return fallback(queries, keys, values, mask);
     }
-    // No mask, keys and values of the queries' width, and something to attend to.
-    let plain = mask.is_none() && k[3] == width && v[3] == width && width > 0 && k[2] > 0;
+    // No mask, keys and values of the queries' width, and a few keys (at least one).
+    let plain = mask.is_none()
+        && k[3] == width
+        && v[3] == width
+        && width > 0
+        && (1..=MANY_ROWS_KEYS).contains(&k[2]);
     let inputs = [&queries, &keys, &values];
     let flex_mask = match &mask {
         Some(m) => match bool_primitive(m) {
@@ -116,8 +120,13 @@ fn forward(
 /// transposed scores (`[T, rows]`) stay in the first-level cache for HiT's 64 keys.
 const ROWS: [usize; 3] = [64, 32, 16];
 
+/// Most keys [`many_rows`] takes. Its products run at a fraction of GEMM's rate, which
+/// costs nothing against 64 keys and a narrow head (HiT) and would against the
+/// transformer's 256 keys and 32-wide heads, where the score tensor is small anyway.
+const MANY_ROWS_KEYS: usize = 64;
+
 /// The output alone, for sampling without a mask when each head has a multiple of 16
-/// queries (HiT's stages: 1,024 to 16,384 pixels attending to 64 latent tokens, or a
+/// queries and at most [`MANY_ROWS_KEYS`] keys (HiT's stages: 1,024 to 16,384 pixels attending to 64 latent tokens, or a
 /// block's 16-64 pixels to each other, with 4- to 64-wide heads). The general path
 /// writes a `[B, H, t, T]` score tensor (840 MB for a batch of 50 at HiT's 128 px
 /// stage, written, page-faulted in and read four times) and reduces every row across
@@ -480,11 +489,12 @@ mod tests {
         device.seed(47);
         let normal =
             |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-        // Blocks of 64 rows (two per head), 32 and 16, wide heads, more keys than a
-        // block has rows; 5 rows, and values wider than keys, take the general path.
+        // Blocks of 64 rows (two per head), 32 and 16, wide heads; 5 rows, more than 64
+        // keys, and values wider than keys take the general path.
         for (rows, width, keys, value_width) in [
             (128, 4, 7, 4),
-            (96, 16, 100, 16),
+            (96, 16, 60, 16),
+            (64, 16, 100, 16),
             (48, 4, 7, 4),
             (5, 4, 7, 4),
             (64, 4, 7, 6),
