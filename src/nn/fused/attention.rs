@@ -455,9 +455,13 @@ mod tests {
         p.mask_fill(empty.expand(mask.dims()), 0.0).matmul(v)
     }
 
+    /// A standard-normal tensor.
+    fn normal(shape: [usize; 4], device: &Device) -> Tensor<4> {
+        Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+    }
+
     fn inputs(device: &Device) -> [Tensor<4>; 3] {
-        [[2, 3, 5, 4], [2, 3, 7, 4], [2, 3, 7, 4]]
-            .map(|shape| Tensor::random(shape, Distribution::Normal(0.0, 1.0), device))
+        [[2, 3, 5, 4], [2, 3, 7, 4], [2, 3, 7, 4]].map(|shape| normal(shape, device))
     }
 
     /// A random mask with one row (batch 1, every head, query 2) fully blocked.
@@ -487,8 +491,7 @@ mod tests {
     fn sampling_reads_broadcast_keys_and_values() {
         let device = Device::flex();
         device.seed(47);
-        let normal =
-            |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let normal = |shape: [usize; 4]| normal(shape, &device);
         // Blocks of 64 rows (two per head), 32 and 16, wide heads; 5 rows, more than 64
         // keys, and values wider than keys take the general path.
         for (rows, width, keys, value_width) in [
@@ -539,8 +542,7 @@ mod tests {
     fn broadcast_keys_a_sliced_mask_and_untracked_queries_match_burns_attention() {
         let device = Device::flex().autodiff();
         device.seed(46);
-        let normal =
-            |shape: [usize; 4]| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let normal = |shape: [usize; 4]| normal(shape, &device);
         let queries = normal([2, 3, 5, 4]);
         let (keys, values) = (
             normal([2, 1, 7, 4]).require_grad(),
