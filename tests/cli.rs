@@ -240,6 +240,62 @@ fn sample_writes_a_square_grid_for_every_generator() {
     }
 }
 
+/// A 128 px HiT of the shipped shape, scaled down: attention at 8, 16 and 32 px
+/// (multi-axis blocks and the latent cross-attention of the fused kernels), MLP-only
+/// above, so every kernel the sampler runs at 128 px is in it.
+fn tiny_hit_at_128(tag: &str) -> std::path::PathBuf {
+    use tessera::hit::generator::{HitGeneratorConfig, StageConfig};
+    use tessera::hit::{Arch, GanGeneratorConfig};
+    let dir = common::temp_dir(tag);
+    let stages = [
+        (8, 32, 2),
+        (16, 32, 1),
+        (32, 16, 1),
+        (64, 16, 0),
+        (128, 16, 0),
+    ]
+    .map(|(side, width, attention)| StageConfig::new(side, width, 4, attention));
+    let config = GanGeneratorConfig::new(Arch::Hit).with_hit(
+        HitGeneratorConfig::new(stages.to_vec())
+            .with_latent(16)
+            .with_z_dim(16),
+    );
+    let device = burn::prelude::Device::flex();
+    device.seed(3);
+    tessera::store::save_model(&dir, Arch::Hit.name(), &config, config.init(&device))
+        .expect("save the generator");
+    dir
+}
+
+/// What a user sees as "the same seed, the same face": two separate runs, one on one
+/// thread (the editor's worker) and one on two, write the same bytes at 128 px, and
+/// another seed writes another face.
+#[test]
+fn a_seed_draws_the_same_128_px_face_in_every_run_and_thread_count() {
+    let models = tiny_hit_at_128("cli-seed-128");
+    let dir = common::temp_dir("cli-seed-128-files");
+    let run = |seed: &str, threads: &str, out: &str| {
+        let result = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .env("RAYON_NUM_THREADS", threads)
+            .args(["sample", "--backend", "cpu", "--models"])
+            .arg(&models)
+            .args(["--model", "hit", "--seed", seed, "--n", "1", "--out"])
+            .arg(dir.join(out))
+            .output()
+            .expect("run");
+        assert!(result.status.success(), "{}", stderr(&result));
+        image::open(dir.join(out)).expect("a face").to_rgb8()
+    };
+    let first = run("11", "1", "a.png");
+    assert_eq!(first.dimensions(), (128, 128));
+    assert_eq!(
+        run("11", "2", "b.png"),
+        first,
+        "the same seed, the same face"
+    );
+    assert_ne!(run("12", "1", "c.png"), first, "another seed, another face");
+}
+
 #[test]
 fn sample_interpolate_to_writes_a_strip_from_one_seeds_face_to_the_others() {
     let models = common::tiny_models("cli-interpolate");
