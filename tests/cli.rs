@@ -50,12 +50,22 @@ fn rows_by(report: &serde_json::Value, key: &str) -> (Vec<serde_json::Value>, Ve
     (rows, names)
 }
 
+/// With `--figure`, stdout stays the one JSON object and the figure shows the eight
+/// faces above their reconstructions.
 #[test]
 fn eval_vqgan_prints_one_json_object_with_the_documented_keys() {
     let models = common::tiny_models("cli-json");
-    let out = eval_vqgan(&models, &common::sample_faces(), &["--json"]);
+    let figure = common::temp_dir("cli-json-figure").join("figure.png");
+    let figure_arg = figure.to_str().expect("utf8");
+    let out = eval_vqgan(
+        &models,
+        &common::sample_faces(),
+        &["--json", "--figure", figure_arg],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let figure = image::open(&figure).expect("the figure").to_rgb8();
+    assert_eq!(figure.dimensions(), (8 * 64, 2 * 64));
     for key in [
         "psnr",
         "ssim",

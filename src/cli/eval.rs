@@ -22,26 +22,60 @@ fn faces(images: Option<PathBuf>, data: &Data, engine: &mut Engine) -> anyhow::R
     }
 }
 
+/// The format of `eval vqgan --figure`'s file, checked before the evaluation runs.
+fn figure_format(figure: Option<&Path>) -> anyhow::Result<Option<image::ImageFormat>> {
+    figure
+        .map(|path| super::output::output_format(path, std::iter::empty()))
+        .transpose()
+}
+
+/// Writes the originals-above-reconstructions figure where `--figure` asked for it.
+fn write_figure(
+    evaluation: &evaluate::VqganEvaluation,
+    to: Option<(&Path, image::ImageFormat)>,
+) -> anyhow::Result<()> {
+    match to {
+        Some((path, format)) => {
+            super::output::write_quietly(&evaluation.figure, path, format)?;
+            tracing::info!("figure written to {}", path.display());
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
 /// Runs an evaluation.
 pub fn run(opts: EvalOpts, models: &Path, backend: BackendChoice) -> anyhow::Result<()> {
     let data = Data::default();
     let mut engine = super::engine(models, backend)?;
     match opts.task {
         EvalTask::Vqgan {
-            people: true, json, ..
+            people: true,
+            json,
+            figure,
+            ..
         } => {
-            let report = evaluate::vqgan_people(&mut engine, &data, &data.inception())?;
+            let format = figure_format(figure.as_deref())?;
+            let evaluation = evaluate::vqgan_people(&mut engine, &data, &data.inception())?;
+            write_figure(&evaluation, figure.as_deref().zip(format))?;
             report::emit(
                 "TS-VQGAN reconstruction of held-out person crops",
-                &report,
+                &evaluation.report,
                 json,
             )
         }
-        EvalTask::Vqgan { images, json, .. } => {
+        EvalTask::Vqgan {
+            images,
+            json,
+            figure,
+            ..
+        } => {
+            let format = figure_format(figure.as_deref())?;
             let images = faces(images, &data, &mut engine)?;
             let title = format!("TS-VQGAN reconstruction on {}", images.display());
-            let report = evaluate::vqgan(&mut engine, &images, &data.inception())?;
-            report::emit(&title, &report, json)
+            let evaluation = evaluate::vqgan(&mut engine, &images, &data.inception())?;
+            write_figure(&evaluation, figure.as_deref().zip(format))?;
+            report::emit(&title, &evaluation.report, json)
         }
         EvalTask::Edit {
             images,

@@ -323,6 +323,10 @@ pub enum EvalTask {
         /// Held-out person crops (as a repose cuts them from the video frames) instead.
         #[arg(long)]
         people: bool,
+        /// Also write the first eight pictures above their reconstructions to FILE
+        /// (.png, .jpg or .webp).
+        #[arg(long, value_name = "FILE")]
+        figure: Option<PathBuf>,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,

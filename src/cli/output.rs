@@ -31,8 +31,21 @@ pub fn output_format<'a>(
     Ok(format)
 }
 
-/// Writes a picture through a temporary file, so a failed write leaves no half file.
+/// Writes a picture through a temporary file, so a failed write leaves no half file,
+/// and says so on stdout.
 pub fn write_output(
+    picture: &image::RgbImage,
+    out: &Path,
+    format: image::ImageFormat,
+) -> anyhow::Result<()> {
+    write_quietly(picture, out, format)?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// [`write_output`] without a word on stdout (for a file beside a `--json` report,
+/// whose stdout is the one JSON object).
+pub fn write_quietly(
     picture: &image::RgbImage,
     out: &Path,
     format: image::ImageFormat,
@@ -41,9 +54,7 @@ pub fn write_output(
     picture
         .save_with_format(&tmp, format)
         .and_then(|()| std::fs::rename(&tmp, out).map_err(image::ImageError::IoError))
-        .with_context(|| format!("writing {}", out.display()))?;
-    println!("wrote {}", out.display());
-    Ok(())
+        .with_context(|| format!("writing {}", out.display()))
 }
 
 /// Whether two paths name the same file (the second may not exist yet).

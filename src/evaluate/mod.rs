@@ -91,10 +91,24 @@ pub struct VqganReport {
     pub rkid: f64,
 }
 
+/// A tokenizer's evaluation: its numbers, and a picture of what they mean.
+pub struct VqganEvaluation {
+    pub report: VqganReport,
+    /// The first [`FIGURE_PAIRS`] pictures above their reconstructions (a card's figure).
+    pub figure: RgbImage,
+}
+
+/// Pictures in a [`VqganEvaluation`]'s figure.
+pub const FIGURE_PAIRS: usize = 8;
+
 /// Reconstructs every image of `dir` (centre square, resized to the model's side) and
 /// compares the reconstructions with the originals, also through the features of the
 /// InceptionV3 at `inception`.
-pub fn vqgan(engine: &mut Engine, dir: &Path, inception: &Path) -> Result<VqganReport, EvalError> {
+pub fn vqgan(
+    engine: &mut Engine,
+    dir: &Path,
+    inception: &Path,
+) -> Result<VqganEvaluation, EvalError> {
     let size = engine.image_size()?;
     vqgan_on(
         engine,
@@ -111,7 +125,7 @@ pub fn vqgan_people(
     engine: &mut Engine,
     data: &Data,
     inception: &Path,
-) -> Result<VqganReport, EvalError> {
+) -> Result<VqganEvaluation, EvalError> {
     let size = engine.image_size()?;
     let people = People::load(&data.pose_frames(), &paths::pose_keypoints(), Part::Test)?;
     let crops = people.target_crops(size, HELD_OUT_CROPS);
@@ -126,7 +140,7 @@ fn vqgan_on(
     tokenizer: &str,
     images: &[RgbImage],
     inception: &Path,
-) -> Result<VqganReport, EvalError> {
+) -> Result<VqganEvaluation, EvalError> {
     let size = engine.image_size()?;
     let (mut psnr, mut ssim, mut l1) = (0.0, 0.0, 0.0);
     let mut indices = Vec::new();
@@ -146,7 +160,7 @@ fn vqgan_on(
     let n = images.len() as f64;
     let codebook_size = engine.codebook_size(tokenizer)?;
     let usage = metrics::codebook_usage(&indices, codebook_size);
-    Ok(VqganReport {
+    let report = VqganReport {
         image_size: size as usize,
         rfid: crate::distribution::fid(&rebuilt, &real),
         rkid: crate::distribution::kid(&rebuilt, &real),
@@ -157,5 +171,15 @@ fn vqgan_on(
         codebook_size,
         perplexity: usage.perplexity,
         images: images.len(),
+    };
+    let shown = images.len().min(FIGURE_PAIRS);
+    let pairs: Vec<RgbImage> = images[..shown]
+        .iter()
+        .chain(&reconstructions[..shown])
+        .cloned()
+        .collect();
+    Ok(VqganEvaluation {
+        report,
+        figure: crate::data::convert::tile(&pairs, shown),
     })
 }
