@@ -8,6 +8,7 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, tanh};
 
+use crate::nn::fused::conv2d;
 use crate::nn::norm::{ChannelNorm, ChannelNormConfig};
 
 /// Configuration of a [`ConvGenerator`].
@@ -124,10 +125,10 @@ impl ConvGenerator {
                 .reshape([b, c, h, 1, w, 1])
                 .expand([b, c, h, 2, w, 2])
                 .reshape([b, c, 2 * h, 2 * w]);
-            let y = relu(block.norm1.forward(block.conv1.forward(up)));
-            x = relu(block.norm2.forward(block.conv2.forward(y)));
+            let y = relu(block.norm1.forward(conv2d(&block.conv1, up)));
+            x = relu(block.norm2.forward(conv2d(&block.conv2, y)));
         }
-        tanh(self.rgb.forward(x)).permute([0, 2, 3, 1])
+        tanh(conv2d(&self.rgb, x)).permute([0, 2, 3, 1])
     }
 }
 

@@ -16,6 +16,7 @@ use burn::tensor::activation::relu;
 use image::RgbImage;
 
 use super::weights::{FeatureNetError, Layout, Norm, Weights};
+use crate::nn::fused::conv2d;
 
 /// Side of the network's input.
 pub const SIDE: usize = 299;
@@ -31,7 +32,7 @@ struct Unit {
 
 impl Unit {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.conv.forward(x))
+        relu(conv2d(&self.conv, x))
     }
 }
 

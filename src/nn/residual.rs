@@ -5,10 +5,10 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
-use burn::tensor::activation::silu;
 
 use super::norm::{ChannelNorm, ChannelNormConfig};
 use super::two_stream::{TwoStreamConv2d, TwoStreamConv2dConfig};
+use crate::nn::fused::{conv2d, silu};
 
 /// Configuration of a [`ResidualBlock`].
 #[derive(Config, Debug)]
@@ -68,7 +68,7 @@ impl ResidualBlock {
         let (h, _) = self.conv2.forward(silu(h), mask);
         visit(&h);
         let skip = match &self.skip {
-            Some(conv) => conv.forward(x),
+            Some(conv) => conv2d(conv, x),
             None => x,
         };
         skip + h

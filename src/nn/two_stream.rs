@@ -17,6 +17,7 @@
 //! edit's small mask makes the layer cost little more than one convolution instead of
 //! two (the 128 px encoder: 152 → 103 ms per picture, BENCHMARKS).
 
+use crate::nn::fused::conv2d;
 use burn::module::Module;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -69,11 +70,11 @@ impl TwoStreamConv2d {
     /// - output: `[B, C_out, H/s, W/s]`, mask: `[B, 1, H/s, W/s]`
     pub fn forward(&self, x: Tensor<4>, mask: Option<Tensor<4>>) -> (Tensor<4>, Option<Tensor<4>>) {
         let Some(mask) = mask else {
-            return (self.conv.forward(x), None);
+            return (conv2d(&self.conv, x), None);
         };
         let mask_out = downsample_mask(mask.clone(), self.stride);
         let ring = self.leaked_ring(mask.clone(), mask_out.clone()); // [B, 1, H/s, W/s]
-        let full = self.conv.forward(x.clone());
+        let full = conv2d(&self.conv, x.clone());
         let Some(rows) = Span::of(&ring, 2) else {
             return (full, Some(mask_out));
         };
@@ -116,7 +117,7 @@ impl TwoStreamConv2d {
             .slice([0..batch, 0..1, y0..y1, x0..x1])
             .bool()
             .expand(cut.dims());
-        let clean = self.conv.forward(cut.mask_fill(hidden, 0.0));
+        let clean = conv2d(&self.conv, cut.mask_fill(hidden, 0.0));
         let [_, d_out, _, _] = clean.dims();
         let (oy, ox) = (rows.start - y0 / stride, cols.start - x0 / stride);
         clean.slice([0..batch, 0..d_out, oy..oy + rows.len(), ox..ox + cols.len()])

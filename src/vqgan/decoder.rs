@@ -5,10 +5,10 @@ use burn::module::Module;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
-use burn::tensor::activation::silu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
+use crate::nn::fused::{conv2d, silu};
 use crate::nn::norm::{ChannelNorm, ChannelNormConfig};
 use crate::nn::residual::{ResidualBlock, ResidualBlockConfig};
 use crate::region::Window;
@@ -39,7 +39,7 @@ impl Level {
             let [_, _, h, w] = x.dims();
             let options =
                 InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([2 * h, 2 * w]);
-            x = up.forward(interpolate(x, options));
+            x = conv2d(up, interpolate(x, options));
         }
         for block in &self.blocks {
             x = block.forward(x, None);
@@ -103,7 +103,7 @@ impl Decoder {
     /// # Shapes
     /// - z: `[B, D, h, w]` → `[B, widths[0], h·f, w·f]`
     pub fn features(&self, z: Tensor<4>) -> Tensor<4> {
-        let mut x = self.conv_in.forward(z);
+        let mut x = conv2d(&self.conv_in, z);
         for block in &self.mid {
             x = block.forward(x, None);
         }
@@ -151,7 +151,7 @@ impl Decoder {
             x1: w as u32,
             y1: h as u32,
         };
-        let mut x = self.conv_in.forward(cut(z, latent, grid));
+        let mut x = conv2d(&self.conv_in, cut(z, latent, grid));
         let mut at = latent;
         for block in &self.mid {
             x = block.forward(x, None);
@@ -170,7 +170,7 @@ impl Decoder {
     /// The output layer (Taming's `G_L`, where the adaptive adversarial weight of its
     /// Eq. 7 compares gradients): features → pixels.
     pub fn output(&self, features: Tensor<4>) -> Tensor<4> {
-        self.conv_out.forward(features)
+        conv2d(&self.conv_out, features)
     }
 
     /// `‖∇_{G_L} L‖`: the norm of the output layer's weight gradient for a loss `L`

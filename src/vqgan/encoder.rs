@@ -4,8 +4,8 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
-use burn::tensor::activation::silu;
 
+use crate::nn::fused::{conv2d, silu};
 use crate::nn::norm::{ChannelNorm, ChannelNormConfig};
 use crate::nn::residual::{ResidualBlock, ResidualBlockConfig};
 use crate::nn::two_stream::{TwoStreamConv2d, TwoStreamConv2dConfig};
@@ -124,7 +124,7 @@ impl Encoder {
         }
         let x = self.norm_out.forward(x);
         visit(&x);
-        self.conv_out.forward(silu(x))
+        conv2d(&self.conv_out, silu(x))
     }
 }
 

@@ -19,7 +19,7 @@ use burn::prelude::*;
 use burn::tensor::ops::AttentionModuleOptions;
 use rayon::prelude::*;
 
-use super::{lane_dot, lane_fold, owned_contiguous, primitives, record, rows_per_task, wide};
+use super::{exp, lane_dot, lane_fold, owned_contiguous, primitives, record, rows_per_task, wide};
 
 /// `softmax(QKᵀ/√d_h)·V`, where `mask` is `true` the score is excluded; a row whose
 /// scores are all excluded attends to nothing and yields zeros.
@@ -309,45 +309,6 @@ fn softmax_row(row: &mut [f32], blocked: Option<&[u8]>, scale: f32) {
     row.iter_mut().for_each(|x| *x *= inverse);
 }
 
-/// `eˣ` for `x ≤ 0` (a softmax after subtracting the row's maximum), in a form the
-/// compiler vectorises: burn-flex's and libm's `expf` are scalar calls, 2.6 ns each
-/// here, and the attention of one training step takes 25 million of them.
-///
-/// `eˣ = 2ⁿ·eʳ` with `n = round(x·log₂e)` and `|r| ≤ ln2/2`; `eʳ` by its Taylor
-/// polynomial to degree 7 (within 2 units in the last place of `f32::exp`, tested);
-/// `2ⁿ` built in the exponent bits. Below −87 (about where `eˣ` turns subnormal) it returns 0.
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    // A comparison, not `f32::max`, so NaN stays NaN.
-    let underflow = x < -87.0;
-    let x = if underflow { -87.0 } else { x };
-    // Adding and taking away 1.5·2²³ rounds to the nearest integer (|x·log₂e| < 2²²)
-    // without a call to `roundf`, which would keep the loop scalar.
-    const ROUND: f32 = 12_582_912.0;
-    let rounded = x * std::f32::consts::LOG2_E + ROUND;
-    let n = rounded - ROUND;
-    // The same integer read from the bits: `rounded` and `ROUND` share their exponent,
-    // so their mantissas differ by n. (`n as i32` saturates, and saturating casts
-    // compile to one scalar conversion per lane: most of a softmax's time.)
-    let n_bits = (rounded.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
-    let r = x - n * LN2_HI - n * LN2_LO;
-    let p = [
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
-        0.5,
-        1.0,
-        1.0,
-    ]
-    .iter()
-    .fold(1.0 / 5040.0, |p, c| p * r + c);
-    let value = p * f32::from_bits(((n_bits + 127) << 23) as u32);
-    if underflow { 0.0 } else { value }
-}
-
 /// The backward pass of [`attention`] on burn-flex; its state is `(Q, K, V, P)`.
 #[derive(Debug)]
 struct FusedAttention;
@@ -428,21 +389,6 @@ fn softmax_backward_rows(
 mod tests {
     use super::*;
     use burn::tensor::{Distribution, Tolerance};
-
-    #[test]
-    fn exp_matches_the_standard_library_to_float_precision() {
-        for i in 0..=200_000 {
-            let x = -87.0 * i as f32 / 200_000.0;
-            let (fast, exact) = (exp(x), x.exp());
-            // Two units in the last place: 2·2⁻²³ relative, at worst.
-            assert!(
-                ((fast - exact) / exact).abs() < 2.4e-7,
-                "exp({x}) = {fast}, std gives {exact}"
-            );
-        }
-        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
-        assert_eq!(exp(0.0), 1.0);
-    }
 
     /// `softmax(QKᵀ/√d)·V` written out with burn's tensor ops, as the reference.
     fn reference(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4, Bool>) -> Tensor<4> {

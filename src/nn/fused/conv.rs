@@ -1,0 +1,365 @@
+//! 2-D convolution for sampling on the CPU, a band of output rows at a time.
+//!
+//! burn-flex convolves by writing the whole im2col matrix of a picture (`[C_in·k², H·W]`:
+//! 19 MB for the 128 px tokenizer's 32-channel layers) and multiplying it in one GEMM;
+//! the matrix leaves the caches before the product reads it back, and the layer runs at
+//! about a third of the GEMM's rate. Here the matrix is made for a band of output rows
+//! small enough to stay in the second-level cache, and multiplied there, by the same
+//! GEMM crate burn-flex uses (BENCHMARKS.md, "Convolutions in bands"). The bands of a
+//! picture are independent tasks. Tensors in an autodiff graph (training) and
+//! convolutions other than a plain one (groups, dilation, "same" padding) take burn's.
+
+use burn::backend::Flex;
+use burn::backend::flex::FlexTensor;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use rayon::prelude::*;
+
+use super::primitives;
+
+/// Output positions per band: the band's im2col (`C_in·k²` rows of this many values)
+/// stays within a few hundred kilobytes up to 64 channels.
+const BAND_POSITIONS: usize = 512;
+
+/// `conv.forward(x)`, in bands when `x` is a plain burn-flex tensor.
+///
+/// # Shapes
+/// - x: `[B, C_in, H, W]`
+/// - output: `[B, C_out, H_out, W_out]`
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let Some(geometry) = Geometry::of(conv, x.dims()) else {
+        return conv.forward(x);
+    };
+    let weight = conv.weight.val();
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    match (
+        primitives::<Flex, 4, 2>([&x, &weight]),
+        bias.as_ref().map(|b| primitives::<Flex, 1, 1>([b])),
+    ) {
+        (Some([x, weight]), None) => {
+            Tensor::from_primitive::<Flex>(forward(x, weight, None, &geometry))
+        }
+        (Some([x, weight]), Some(Some([bias]))) => {
+            Tensor::from_primitive::<Flex>(forward(x, weight, Some(bias), &geometry))
+        }
+        _ => conv.forward(x),
+    }
+}
+
+/// The sizes of one convolution.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Geometry {
+    batch: usize,
+    channels: [usize; 2],
+    input: [usize; 2],
+    output: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    /// Zeros before the first row and column.
+    pad: [usize; 2],
+}
+
+impl Geometry {
+    /// The convolution's sizes on an input of `dims`, if it is one this module does:
+    /// one group, no dilation, explicit (or no) padding, a non-empty output.
+    fn of(conv: &Conv2d, [batch, c_in, h, w]: [usize; 4]) -> Option<Self> {
+        let [c_out, c_in_weight, kh, kw] = conv.weight.dims();
+        let (top, left, bottom, right) = match conv.padding {
+            PaddingConfig2d::Explicit(top, left, bottom, right) => (top, left, bottom, right),
+            PaddingConfig2d::Valid => (0, 0, 0, 0),
+            PaddingConfig2d::Same => return None,
+        };
+        let [sh, sw] = conv.stride;
+        let plain = conv.groups == 1 && conv.dilation == [1, 1] && c_in_weight == c_in;
+        if !plain || sh == 0 || sw == 0 || h + top + bottom < kh || w + left + right < kw {
+            return None;
+        }
+        Some(Self {
+            batch,
+            channels: [c_in, c_out],
+            input: [h, w],
+            output: [
+                (h + top + bottom - kh) / sh + 1,
+                (w + left + right - kw) / sw + 1,
+            ],
+            kernel: [kh, kw],
+            stride: [sh, sw],
+            pad: [top, left],
+        })
+    }
+
+    /// Rows of the im2col matrix: one per input channel and kernel position.
+    fn depth(&self) -> usize {
+        self.channels[0] * self.kernel[0] * self.kernel[1]
+    }
+
+    /// Output rows per band.
+    fn band_rows(&self) -> usize {
+        (BAND_POSITIONS / self.output[1].max(1)).clamp(1, self.output[0].max(1))
+    }
+}
+
+/// The convolution of contiguous copies of the inputs, band by band.
+fn forward(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    g: &Geometry,
+) -> FlexTensor {
+    let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
+    let bias = bias.map(|b| b.to_contiguous());
+    let x = x.as_slice::<f32>().expect("contiguous");
+    let weight = weight.as_slice::<f32>().expect("contiguous");
+    let bias = bias
+        .as_ref()
+        .map(|b| b.as_slice::<f32>().expect("contiguous"));
+    let [c_in, c_out] = g.channels;
+    let ([h, w], [ho, wo]) = (g.input, g.output);
+    let plane = ho * wo;
+    let mut output = vec![0.0f32; g.batch * c_out * plane];
+    let band_rows = g.band_rows();
+    let bands = ho.div_ceil(band_rows);
+    let out = SharedOutput(output.as_mut_ptr());
+    let tasks = g.batch * bands;
+    // Too few bands for every thread (the coarse levels): the product itself in parallel.
+    let parallelism = match tasks < rayon::current_num_threads() {
+        true => gemm::Parallelism::Rayon(0),
+        false => gemm::Parallelism::None,
+    };
+    (0..tasks)
+        .into_par_iter()
+        .for_each_init(Vec::new, |columns, task| {
+            let (picture, band) = (task / bands, task % bands);
+            let first = band * band_rows;
+            let rows = band_rows.min(ho - first);
+            let input = &x[picture * c_in * h * w..(picture + 1) * c_in * h * w];
+            im2col(input, g, first, rows, columns);
+            // SAFETY: the band's outputs (rows `first..first + rows` of every channel of
+            // this picture) are written by this task alone, and `output` outlives the
+            // loop.
+            unsafe {
+                let at = out.at(picture * c_out * plane + first * wo);
+                let sizes = (c_out, rows * wo, g.depth());
+                band_product(at, plane, (weight, bias), columns, sizes, parallelism);
+            }
+        });
+    FlexTensor::from_data(TensorData::new(output, [g.batch, c_out, ho, wo]))
+}
+
+/// The output buffer, written by disjoint bands from several threads.
+#[derive(Clone, Copy)]
+struct SharedOutput(*mut f32);
+// SAFETY: every task writes only its own band of the buffer (see `forward`).
+unsafe impl Send for SharedOutput {}
+unsafe impl Sync for SharedOutput {}
+
+impl SharedOutput {
+    /// The buffer from `offset` on (a method, so a closure captures the whole wrapper
+    /// and not its raw pointer).
+    ///
+    /// # Safety
+    /// `offset` must lie within the buffer.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: as the caller guarantees.
+        unsafe { self.0.add(offset) }
+    }
+}
+
+/// The band's im2col matrix into `columns`: `[C_in·kh·kw, rows·W_out]`, zeros where
+/// the kernel reads the padding. Every value is written, so the buffer is reused
+/// between bands as it is.
+fn im2col(input: &[f32], g: &Geometry, first: usize, rows: usize, columns: &mut Vec<f32>) {
+    let ([h, w], [_, wo]) = (g.input, g.output);
+    let ([kh, kw], [sh, sw], [top, left]) = (g.kernel, g.stride, g.pad);
+    let n = rows * wo;
+    columns.resize(g.depth() * n, 0.0);
+    for (c, plane) in input.chunks_exact(h * w).enumerate() {
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let row = &mut columns[((c * kh + ky) * kw + kx) * n..][..n];
+                for (r, out) in row.chunks_exact_mut(wo).enumerate() {
+                    let y = ((first + r) * sh + ky).checked_sub(top).filter(|&y| y < h);
+                    match y {
+                        Some(y) => {
+                            gather(&plane[y * w..][..w], out, kx as isize - left as isize, sw)
+                        }
+                        None => out.fill(0.0),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `out[i] = line[i·stride + offset]`, zero where that falls outside `line`.
+#[inline]
+fn gather(line: &[f32], out: &mut [f32], offset: isize, stride: usize) {
+    // The outputs whose input index falls inside the line: `lo..hi`.
+    let lo = ((-offset).max(0) as usize).div_ceil(stride).min(out.len());
+    let hi = ((line.len() as isize - offset).max(0) as usize)
+        .div_ceil(stride)
+        .clamp(lo, out.len());
+    out[..lo].fill(0.0);
+    out[hi..].fill(0.0);
+    if lo == hi {
+        return;
+    }
+    let start = (lo as isize * stride as isize + offset) as usize;
+    if stride == 1 {
+        out[lo..hi].copy_from_slice(&line[start..start + (hi - lo)]);
+    } else {
+        for (o, &v) in out[lo..hi]
+            .iter_mut()
+            .zip(line[start..].iter().step_by(stride))
+        {
+            *o = v;
+        }
+    }
+}
+
+/// `out[c, j] = bias[c] + Σ_k weight[c, k]·columns[k, j]` for the `(C_out, n, K)` band,
+/// `out` rows `stride` apart.
+///
+/// # Safety
+/// `out` must be valid for writes of `C_out` rows of `n` values, `stride` apart.
+unsafe fn band_product(
+    out: *mut f32,
+    stride: usize,
+    (weight, bias): (&[f32], Option<&[f32]>),
+    columns: &[f32],
+    (c_out, n, depth): (usize, usize, usize),
+    parallelism: gemm::Parallelism,
+) {
+    for c in 0..c_out {
+        let value = bias.map_or(0.0, |b| b[c]);
+        // SAFETY: row `c` of the band lies within what the caller guarantees.
+        unsafe { std::slice::from_raw_parts_mut(out.add(c * stride), n) }.fill(value);
+    }
+    // SAFETY: `weight` is `[C_out, K]`, `columns` `[K, n]`, both contiguous; `out` as
+    // the caller guarantees. `dst = 1·dst + 1·weight·columns`.
+    unsafe {
+        gemm::gemm(
+            c_out,
+            n,
+            depth,
+            out,
+            1,
+            stride as isize,
+            true,
+            weight.as_ptr(),
+            1,
+            depth as isize,
+            columns.as_ptr(),
+            1,
+            n as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::Distribution;
+
+    /// The banded convolution against burn's, for strides, paddings, kernels, channel
+    /// counts, batches and sides that make bands of one row, several, and a ragged last.
+    #[test]
+    fn banded_convolution_is_burns_convolution() {
+        let device = Device::flex();
+        device.seed(4);
+        let cases = [
+            // (c_in, c_out, kernel, stride, padding, side, batch, bias)
+            (
+                3,
+                8,
+                3,
+                1,
+                PaddingConfig2d::Explicit(1, 1, 1, 1),
+                37,
+                2,
+                true,
+            ),
+            (
+                8,
+                16,
+                3,
+                2,
+                PaddingConfig2d::Explicit(1, 1, 1, 1),
+                64,
+                1,
+                true,
+            ),
+            (
+                16,
+                8,
+                3,
+                2,
+                PaddingConfig2d::Explicit(1, 1, 1, 1),
+                33,
+                3,
+                false,
+            ),
+            (5, 7, 1, 1, PaddingConfig2d::Valid, 20, 2, true),
+            (
+                4,
+                6,
+                4,
+                2,
+                PaddingConfig2d::Explicit(1, 2, 0, 1),
+                19,
+                1,
+                true,
+            ),
+            (
+                6,
+                4,
+                5,
+                1,
+                PaddingConfig2d::Explicit(2, 2, 2, 2),
+                600,
+                1,
+                true,
+            ),
+            (4, 4, 3, 1, PaddingConfig2d::Valid, 3, 1, false),
+        ];
+        for (c_in, c_out, kernel, stride, padding, side, batch, bias) in cases {
+            let conv = Conv2dConfig::new([c_in, c_out], [kernel, kernel])
+                .with_stride([stride, stride])
+                .with_padding(padding.clone())
+                .with_bias(bias)
+                .init(&device);
+            let x = Tensor::<4>::random(
+                [batch, c_in, side, side / 2 + 2],
+                Distribution::Normal(0.0, 1.0),
+                &device,
+            );
+            let (ours, theirs) = (conv2d(&conv, x.clone()), conv.forward(x));
+            assert_eq!(ours.dims(), theirs.dims(), "{padding:?} side {side}");
+            let error = (ours - theirs).abs().max().into_scalar::<f32>();
+            assert!(error < 1e-4, "{padding:?} side {side}: off by {error}");
+        }
+    }
+
+    /// What burn-flex cannot be asked for here (same padding, groups) still convolves.
+    #[test]
+    fn other_convolutions_take_burns_path() {
+        let device = Device::flex();
+        let x = Tensor::<4>::ones([1, 4, 9, 9], &device);
+        for conv in [
+            Conv2dConfig::new([4, 4], [3, 3]).with_padding(PaddingConfig2d::Same),
+            Conv2dConfig::new([4, 4], [3, 3]).with_groups(2),
+        ] {
+            let conv = conv.init(&device);
+            let (ours, theirs) = (conv2d(&conv, x.clone()), conv.forward(x.clone()));
+            assert_eq!(ours.into_data(), theirs.into_data());
+        }
+    }
+}
