@@ -18,9 +18,10 @@ use rayon::prelude::*;
 
 use super::primitives;
 
-/// Output positions per band: the band's im2col (`C_in·k²` rows of this many values)
-/// stays within a few hundred kilobytes up to 64 channels.
-const BAND_POSITIONS: usize = 512;
+/// Bytes of a band's im2col matrix: about half the second-level cache, so the matrix
+/// is still there when the product reads it (the probe of BENCHMARKS.md ran at the same
+/// rate from 256 to 1,024 positions a band for 32-128 channels).
+const BAND_BYTES: usize = 512 << 10;
 
 /// `conv.forward(x)`, in bands when `x` is a plain burn-flex tensor.
 ///
@@ -32,23 +33,22 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         return conv.forward(x);
     };
     let weight = conv.weight.val();
-    let bias = conv.bias.as_ref().map(|b| b.val());
-    match (
-        primitives::<Flex, 4, 2>([&x, &weight]),
-        bias.as_ref().map(|b| primitives::<Flex, 1, 1>([b])),
-    ) {
-        (Some([x, weight]), None) => {
-            Tensor::from_primitive::<Flex>(forward(x, weight, None, &geometry))
-        }
-        (Some([x, weight]), Some(Some([bias]))) => {
-            Tensor::from_primitive::<Flex>(forward(x, weight, Some(bias), &geometry))
-        }
-        _ => conv.forward(x),
+    let bias = match conv
+        .bias
+        .as_ref()
+        .map(|b| primitives::<Flex, 1, 1>([&b.val()]))
+    {
+        None => None,
+        Some(Some([bias])) => Some(bias),
+        Some(None) => return conv.forward(x),
+    };
+    match primitives::<Flex, 4, 2>([&x, &weight]) {
+        Some([x, weight]) => Tensor::from_primitive::<Flex>(forward(x, weight, bias, &geometry)),
+        None => conv.forward(x),
     }
 }
 
 /// The sizes of one convolution.
-#[derive(Debug, Clone, Copy, PartialEq)]
 struct Geometry {
     batch: usize,
     channels: [usize; 2],
@@ -62,7 +62,8 @@ struct Geometry {
 
 impl Geometry {
     /// The convolution's sizes on an input of `dims`, if it is one this module does:
-    /// one group, no dilation, explicit (or no) padding, a non-empty output.
+    /// one group, no dilation, explicit (or no) padding, a non-empty input, output and
+    /// kernel.
     fn of(conv: &Conv2d, [batch, c_in, h, w]: [usize; 4]) -> Option<Self> {
         let [c_out, c_in_weight, kh, kw] = conv.weight.dims();
         let (top, left, bottom, right) = match conv.padding {
@@ -72,7 +73,8 @@ impl Geometry {
         };
         let [sh, sw] = conv.stride;
         let plain = conv.groups == 1 && conv.dilation == [1, 1] && c_in_weight == c_in;
-        if !plain || sh == 0 || sw == 0 || h + top + bottom < kh || w + left + right < kw {
+        let empty = [h, w, c_out, kh, kw, sh, sw].contains(&0);
+        if !plain || empty || h + top + bottom < kh || w + left + right < kw {
             return None;
         }
         Some(Self {
@@ -94,9 +96,10 @@ impl Geometry {
         self.channels[0] * self.kernel[0] * self.kernel[1]
     }
 
-    /// Output rows per band.
+    /// Output rows per band: as many as keep its im2col within [`BAND_BYTES`], at least one.
     fn band_rows(&self) -> usize {
-        (BAND_POSITIONS / self.output[1].max(1)).clamp(1, self.output[0].max(1))
+        let positions = BAND_BYTES / (std::mem::size_of::<f32>() * self.depth());
+        (positions / self.output[1]).clamp(1, self.output[0])
     }
 }
 
@@ -114,43 +117,71 @@ fn forward(
     let bias = bias
         .as_ref()
         .map(|b| b.as_slice::<f32>().expect("contiguous"));
-    let [c_in, c_out] = g.channels;
-    let ([h, w], [ho, wo]) = (g.input, g.output);
-    let plane = ho * wo;
-    let mut output = vec![0.0f32; g.batch * c_out * plane];
-    let band_rows = g.band_rows();
-    let bands = ho.div_ceil(band_rows);
-    let out = SharedOutput(output.as_mut_ptr());
+    let [_, c_out] = g.channels;
+    let [ho, wo] = g.output;
+    let mut output = vec![0.0f32; g.batch * c_out * ho * wo];
+    let bands = ho.div_ceil(g.band_rows());
     let tasks = g.batch * bands;
     // Too few bands for every thread (the coarse levels): the product itself in parallel.
-    let parallelism = match tasks < rayon::current_num_threads() {
-        true => gemm::Parallelism::Rayon(0),
-        false => gemm::Parallelism::None,
+    let parallelism = if tasks < rayon::current_num_threads() {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
     };
+    let out = SharedOutput(output.as_mut_ptr());
     (0..tasks)
         .into_par_iter()
         .for_each_init(Vec::new, |columns, task| {
             let (picture, band) = (task / bands, task % bands);
-            let first = band * band_rows;
-            let rows = band_rows.min(ho - first);
-            let input = &x[picture * c_in * h * w..(picture + 1) * c_in * h * w];
-            im2col(input, g, first, rows, columns);
-            // SAFETY: the band's outputs (rows `first..first + rows` of every channel of
-            // this picture) are written by this task alone, and `output` outlives the
-            // loop.
+            // SAFETY: `output` holds every picture's band and outlives the loop, and each
+            // (picture, band) is one task.
             unsafe {
-                let at = out.at(picture * c_out * plane + first * wo);
-                let sizes = (c_out, rows * wo, g.depth());
-                band_product(at, plane, (weight, bias), columns, sizes, parallelism);
+                one_band(
+                    g,
+                    (x, weight, bias),
+                    out,
+                    (picture, band),
+                    columns,
+                    parallelism,
+                )
             }
         });
     FlexTensor::from_data(TensorData::new(output, [g.batch, c_out, ho, wo]))
 }
 
+/// Band `band` of picture `picture`: its im2col into `columns`, then its product into
+/// `out`.
+///
+/// # Safety
+/// `out` must hold `[B, C_out, H_out, W_out]` values, and no other thread may write
+/// this band (rows `first..first + rows` of every channel of this picture) meanwhile.
+unsafe fn one_band(
+    g: &Geometry,
+    (x, weight, bias): (&[f32], &[f32], Option<&[f32]>),
+    out: SharedOutput,
+    (picture, band): (usize, usize),
+    columns: &mut Vec<f32>,
+    parallelism: gemm::Parallelism,
+) {
+    let ([c_in, c_out], [h, w], [ho, wo]) = (g.channels, g.input, g.output);
+    let band_rows = g.band_rows();
+    let first = band * band_rows;
+    let rows = band_rows.min(ho - first);
+    let input = &x[picture * c_in * h * w..(picture + 1) * c_in * h * w];
+    im2col(input, g, first, rows, columns);
+    let plane = ho * wo;
+    // SAFETY: as the caller guarantees; the band starts inside the picture's output.
+    unsafe {
+        let at = out.at(picture * c_out * plane + first * wo);
+        let sizes = (c_out, rows * wo, g.depth());
+        band_product(at, plane, (weight, bias), columns, sizes, parallelism);
+    }
+}
+
 /// The output buffer, written by disjoint bands from several threads.
 #[derive(Clone, Copy)]
 struct SharedOutput(*mut f32);
-// SAFETY: every task writes only its own band of the buffer (see `forward`).
+// SAFETY: every task writes only its own band of the buffer (see `one_band`).
 unsafe impl Send for SharedOutput {}
 unsafe impl Sync for SharedOutput {}
 
@@ -269,86 +300,110 @@ mod tests {
     use burn::nn::conv::Conv2dConfig;
     use burn::tensor::Distribution;
 
-    /// The banded convolution against burn's, for strides, paddings, kernels, channel
-    /// counts, batches and sides that make bands of one row, several, and a ragged last.
+    /// One convolution to compare: channels, kernel, stride, padding, input `[B, H, W]`.
+    struct Case {
+        channels: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: PaddingConfig2d,
+        input: [usize; 3],
+    }
+
+    impl Case {
+        fn new(channels: [usize; 2], kernel: [usize; 2], stride: [usize; 2]) -> Self {
+            let padding = PaddingConfig2d::Explicit(1, 1, 1, 1);
+            let input = [1, 20, 17];
+            Case {
+                channels,
+                kernel,
+                stride,
+                padding,
+                input,
+            }
+        }
+
+        fn padding(self, padding: PaddingConfig2d) -> Self {
+            Case { padding, ..self }
+        }
+
+        fn input(self, input: [usize; 3]) -> Self {
+            Case { input, ..self }
+        }
+
+        /// Ours against burn's on random input (`transposed`: a non-contiguous view).
+        fn check(&self, bias: bool, transposed: bool, device: &Device) {
+            let conv = Conv2dConfig::new(self.channels, self.kernel)
+                .with_stride(self.stride)
+                .with_padding(self.padding.clone())
+                .with_bias(bias)
+                .init(device);
+            let [b, h, w] = self.input;
+            let normal = Distribution::Normal(0.0, 1.0);
+            let x = match transposed {
+                false => Tensor::<4>::random([b, self.channels[0], h, w], normal, device),
+                true => {
+                    Tensor::<4>::random([b, self.channels[0], w, h], normal, device).swap_dims(2, 3)
+                }
+            };
+            let (ours, theirs) = (conv2d(&conv, x.clone()), conv.forward(x));
+            let what = format!("{:?} {:?} {:?}", self.kernel, self.stride, self.padding);
+            assert_eq!(ours.dims(), theirs.dims(), "{what}");
+            let error = (ours - theirs).abs().max().into_scalar::<f32>();
+            assert!(error < 1e-4, "{what}: off by {error}");
+        }
+    }
+
+    /// The banded convolution against burn's: square and oblong kernels and strides,
+    /// padding on one side, wider than the kernel, or none, kernels reaching past the
+    /// input into the padding, batches, bands of one row, several and a ragged last,
+    /// strided views.
     #[test]
     fn banded_convolution_is_burns_convolution() {
         let device = Device::flex();
         device.seed(4);
         let cases = [
-            // (c_in, c_out, kernel, stride, padding, side, batch, bias)
-            (
-                3,
-                8,
-                3,
-                1,
-                PaddingConfig2d::Explicit(1, 1, 1, 1),
-                37,
-                2,
-                true,
-            ),
-            (
-                8,
-                16,
-                3,
-                2,
-                PaddingConfig2d::Explicit(1, 1, 1, 1),
-                64,
-                1,
-                true,
-            ),
-            (
-                16,
-                8,
-                3,
-                2,
-                PaddingConfig2d::Explicit(1, 1, 1, 1),
-                33,
-                3,
-                false,
-            ),
-            (5, 7, 1, 1, PaddingConfig2d::Valid, 20, 2, true),
-            (
-                4,
-                6,
-                4,
-                2,
-                PaddingConfig2d::Explicit(1, 2, 0, 1),
-                19,
-                1,
-                true,
-            ),
-            (
-                6,
-                4,
-                5,
-                1,
-                PaddingConfig2d::Explicit(2, 2, 2, 2),
-                600,
-                1,
-                true,
-            ),
-            (4, 4, 3, 1, PaddingConfig2d::Valid, 3, 1, false),
+            Case::new([3, 8], [3, 3], [1, 1]).input([2, 37, 20]),
+            Case::new([8, 16], [3, 3], [2, 2]).input([1, 64, 33]),
+            Case::new([16, 8], [3, 3], [2, 2]).input([3, 33, 18]),
+            Case::new([5, 7], [1, 1], [1, 1]).padding(PaddingConfig2d::Valid),
+            Case::new([5, 7], [1, 1], [3, 3]).padding(PaddingConfig2d::Valid),
+            Case::new([4, 6], [4, 4], [2, 2]).padding(PaddingConfig2d::Explicit(1, 2, 0, 1)),
+            Case::new([6, 4], [5, 5], [1, 1])
+                .padding(PaddingConfig2d::Explicit(2, 2, 2, 2))
+                .input([1, 600, 302]),
+            Case::new([4, 4], [1, 7], [1, 1]).padding(PaddingConfig2d::Explicit(0, 3, 0, 3)),
+            Case::new([4, 4], [7, 1], [1, 1]).padding(PaddingConfig2d::Explicit(3, 0, 3, 0)),
+            Case::new([4, 5], [3, 3], [2, 1]),
+            Case::new([4, 5], [2, 2], [1, 1]).padding(PaddingConfig2d::Explicit(3, 0, 4, 1)),
+            Case::new([3, 3], [3, 3], [1, 1]).input([1, 2, 2]),
+            Case::new([4, 4], [3, 3], [1, 1])
+                .padding(PaddingConfig2d::Valid)
+                .input([1, 3, 4]),
         ];
-        for (c_in, c_out, kernel, stride, padding, side, batch, bias) in cases {
-            let conv = Conv2dConfig::new([c_in, c_out], [kernel, kernel])
-                .with_stride([stride, stride])
-                .with_padding(padding.clone())
-                .with_bias(bias)
-                .init(&device);
-            let x = Tensor::<4>::random(
-                [batch, c_in, side, side / 2 + 2],
-                Distribution::Normal(0.0, 1.0),
-                &device,
-            );
-            let (ours, theirs) = (conv2d(&conv, x.clone()), conv.forward(x));
-            assert_eq!(ours.dims(), theirs.dims(), "{padding:?} side {side}");
-            let error = (ours - theirs).abs().max().into_scalar::<f32>();
-            assert!(error < 1e-4, "{padding:?} side {side}: off by {error}");
+        for case in &cases {
+            for (bias, transposed) in [(true, false), (false, true)] {
+                case.check(bias, transposed, &device);
+            }
         }
     }
 
-    /// What burn-flex cannot be asked for here (same padding, groups) still convolves.
+    /// A picture of one band on more threads than bands: the product itself parallel.
+    #[test]
+    fn one_band_on_many_threads_is_burns_convolution() {
+        let device = Device::flex();
+        device.seed(6);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .expect("a pool");
+        pool.install(|| {
+            Case::new([64, 64], [3, 3], [1, 1])
+                .input([1, 8, 8])
+                .check(true, false, &device)
+        });
+    }
+
+    /// What this module does not do (same padding, groups, dilation) still convolves.
     #[test]
     fn other_convolutions_take_burns_path() {
         let device = Device::flex();
@@ -356,6 +411,7 @@ mod tests {
         for conv in [
             Conv2dConfig::new([4, 4], [3, 3]).with_padding(PaddingConfig2d::Same),
             Conv2dConfig::new([4, 4], [3, 3]).with_groups(2),
+            Conv2dConfig::new([4, 4], [3, 3]).with_dilation([2, 2]),
         ] {
             let conv = conv.init(&device);
             let (ours, theirs) = (conv2d(&conv, x.clone()), conv.forward(x.clone()));

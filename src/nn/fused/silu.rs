@@ -21,6 +21,9 @@ pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let Some([primitive]) = primitives::<Flex, D, 1>([&x]) else {
         return activation::silu(x);
     };
+    // The primitive is a second handle on `x`'s buffer: with `x` gone, a buffer nobody
+    // else holds is rewritten in place rather than copied.
+    drop(x);
     let mut out = owned_contiguous(primitive);
     out.storage_mut::<f32>()
         .par_chunks_mut(CHUNK)
@@ -34,11 +37,16 @@ pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 }
 
 /// `x·σ(x)` from `e^−|x|` (never overflowing): `x / (1 + e^−x)` for `x ≥ 0`, and
-/// `x·eˣ / (1 + eˣ)` below. NaN stays NaN.
+/// `x·eˣ / (1 + eˣ)` below, −0 where `eˣ` underflows (so −∞ gives −0, not −∞·0 = NaN).
+/// NaN stays NaN.
 #[inline(always)]
 fn one(x: f32) -> f32 {
     let e = exp(-x.abs());
-    let numerator = if x >= 0.0 { x } else { x * e };
+    let numerator = match (x >= 0.0, e == 0.0) {
+        (true, _) => x,
+        (false, true) => -0.0,
+        (false, false) => x * e,
+    };
     numerator / (1.0 + e)
 }
 
@@ -57,13 +65,13 @@ mod tests {
             .max()
             .into_scalar::<f32>();
         assert!(error < 1e-5, "off by {error}");
-        let edges = [f32::MAX, -f32::MAX, 0.0, -0.0, 200.0, -200.0, f32::INFINITY];
+        let inf = f32::INFINITY;
+        let edges = [f32::MAX, -f32::MAX, 0.0, -0.0, 200.0, -200.0, inf, -inf];
         let ours = silu(Tensor::<1>::from_data(TensorData::from(edges), &device));
         let ours = ours.into_data().try_to_vec::<f32>().expect("f32");
-        assert_eq!(
-            ours,
-            [f32::MAX, -0.0, 0.0, -0.0, 200.0, -0.0, f32::INFINITY]
-        );
+        let bits = |values: &[f32]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let expected = [f32::MAX, -0.0, 0.0, -0.0, 200.0, -0.0, inf, -0.0];
+        assert_eq!(bits(&ours), bits(&expected), "{ours:?}");
     }
 
     #[test]
