@@ -140,6 +140,9 @@ fn many_rows(
     values: FlexTensor,
     block: usize,
 ) -> FlexTensor {
+    if heads_interleaved(&queries) {
+        return many_rows_interleaved(queries, keys, values, block);
+    }
     let scale = scale(&queries);
     let shape = queries.layout().shape().clone();
     let [rows, width] = [shape[2], shape[3]];
@@ -152,6 +155,11 @@ fn many_rows(
     let [queries, keys, values] =
         [&queries, &keys, &values].map(|t| t.as_slice::<f32>().expect("contiguous"));
     let matrix = columns * width;
+    let contiguous = Rows {
+        width,
+        stride: width,
+        n: block,
+    };
     let mut output = vec![0.0f32; queries.len()];
     output
         .par_chunks_mut(block * width)
@@ -164,28 +172,115 @@ fn many_rows(
             let values = &values[pair * matrix..(pair + 1) * matrix];
             wide(
                 #[inline(always)]
-                || block_of_rows(queries, keys, values, out, width, scale),
+                || block_of_rows(queries, keys, values, out, contiguous, scale),
             )
         });
     FlexTensor::from_data(TensorData::new(output, shape))
 }
 
-/// A block of query rows (`[n, d_h]`, n ≤ 64) against one head's keys and values
-/// (`[T, d_h]`), into `out` (`[n, d_h]`).
+/// Whether `queries` (`[B, H, t, d_h]`) is the heads-split view of a contiguous
+/// `[B, t, H·d_h]` map (`reshape` then `swap_dims(1, 2)`: how HiT's layers split their
+/// heads), whose rows [`many_rows_interleaved`] reads where they lie.
+fn heads_interleaved(queries: &FlexTensor) -> bool {
+    let layout = queries.layout();
+    let &[_, heads, rows, width] = layout.shape().as_slice() else {
+        return false;
+    };
+    let expected = [rows * heads * width, width, heads * width, 1].map(|s| s as isize);
+    heads > 1
+        && layout.strides() == expected
+        && layout.start_offset() == 0
+        && queries.storage::<f32>().len() == layout.num_elements()
+}
+
+/// [`many_rows`] on queries laid out as `[B, t, H, d_h]` (see [`heads_interleaved`]),
+/// with the output in the same layout, returned as the same `[B, H, t, d_h]` view: the
+/// two transposing copies of the map around the attention (52 MB each for a batch of
+/// 50 at HiT's 128 px stage) are not made. A task takes a block of rows of one
+/// picture, all heads.
+fn many_rows_interleaved(
+    queries: FlexTensor,
+    keys: FlexTensor,
+    values: FlexTensor,
+    block: usize,
+) -> FlexTensor {
+    let scale = scale(&queries);
+    let &[batch, heads, rows, width] = queries.layout().shape().as_slice() else {
+        unreachable!("heads_interleaved checked four dimensions")
+    };
+    let columns = keys.layout().shape()[2];
+    let (keys, values) = (keys.to_contiguous(), values.to_contiguous());
+    let queries = queries.storage::<f32>();
+    let [keys, values] = [&keys, &values].map(|t| t.as_slice::<f32>().expect("contiguous"));
+    let (matrix, chunk) = (columns * width, block * heads * width);
+    let strided = Rows {
+        width,
+        stride: heads * width,
+        n: block,
+    };
+    let mut output = vec![0.0f32; queries.len()];
+    output
+        .par_chunks_mut(chunk)
+        .zip(queries.par_chunks(chunk))
+        .enumerate()
+        .for_each(|(task, (out, queries))| {
+            // Blocks never straddle two pictures: `rows` is a multiple of `block`.
+            let picture = task * block / rows;
+            for head in 0..heads {
+                let pair = picture * heads + head;
+                let keys = &keys[pair * matrix..(pair + 1) * matrix];
+                let values = &values[pair * matrix..(pair + 1) * matrix];
+                let (queries, out) = (&queries[head * width..], &mut out[head * width..]);
+                wide(
+                    #[inline(always)]
+                    || block_of_rows(queries, keys, values, out, strided, scale),
+                )
+            }
+        });
+    let output = FlexTensor::from_data(TensorData::new(output, [batch, rows, heads, width]));
+    Flex::float_swap_dims(output, 1, 2)
+}
+
+/// Where a block's rows lie in a slice: `n` rows of `width` values, each `stride` after
+/// the one before.
+#[derive(Clone, Copy)]
+struct Rows {
+    width: usize,
+    stride: usize,
+    n: usize,
+}
+
+impl Rows {
+    /// Row `r` of `values`.
+    #[inline(always)]
+    fn row(self, values: &[f32], r: usize) -> &[f32] {
+        &values[r * self.stride..][..self.width]
+    }
+
+    /// Row `r` of `values`, to write.
+    #[inline(always)]
+    fn row_mut(self, values: &mut [f32], r: usize) -> &mut [f32] {
+        &mut values[r * self.stride..][..self.width]
+    }
+}
+
+/// A block of query rows (`rows`: n ≤ 64 rows of d_h) against one head's keys and
+/// values (`[T, d_h]`), into the same rows of `out`.
 #[inline(always)]
 fn block_of_rows(
     queries: &[f32],
     keys: &[f32],
     values: &[f32],
     out: &mut [f32],
-    width: usize,
+    rows: Rows,
     scale: f32,
 ) {
-    let (columns, n) = (keys.len() / width, queries.len() / width);
+    let (width, n) = (rows.width, rows.n);
+    let columns = keys.len() / width;
     // The queries transposed and scaled: `[d_h, n]`.
     let mut transposed = vec![0.0f32; width * n];
-    for (r, query) in queries.chunks_exact(width).enumerate() {
-        for (d, &x) in query.iter().enumerate() {
+    for r in 0..n {
+        for (d, &x) in rows.row(queries, r).iter().enumerate() {
             transposed[d * n + r] = x * scale;
         }
     }
@@ -221,9 +316,9 @@ fn block_of_rows(
             }
         }
     }
-    for (r, row) in out.chunks_exact_mut(width).enumerate() {
+    for r in 0..n {
         let inverse = sum[r].recip();
-        for (d, o) in row.iter_mut().enumerate() {
+        for (d, o) in rows.row_mut(out, r).iter_mut().enumerate() {
             *o = transposed[d * n + r] * inverse;
         }
     }
@@ -432,7 +527,8 @@ mod tests {
     }
 
     /// Sampling reads broadcast keys and values (HiT's multi-query heads) at every
-    /// block size of `many_rows`, and in the general path.
+    /// block size of `many_rows`, and in the general path, with queries contiguous or
+    /// split into heads from a `[B, t, H·d_h]` map (HiT's layers; read in place).
     #[test]
     fn sampling_reads_broadcast_keys_and_values() {
         let device = Device::flex();
@@ -440,15 +536,24 @@ mod tests {
         let normal = |shape: [usize; 4]| normal(shape, &device);
         // Blocks of 64 rows (two per head), 32 and 16, wide heads; 5 rows, more than 64
         // keys, and values wider than keys take the general path.
-        for (rows, width, keys, value_width) in [
+        let cases = [
             (128, 4, 7, 4),
             (96, 16, 60, 16),
             (64, 16, 100, 16),
             (48, 4, 7, 4),
             (5, 4, 7, 4),
             (64, 4, 7, 6),
-        ] {
-            let queries = normal([2, 3, rows, width]).mul_scalar(3.0);
+        ];
+        for ((rows, width, keys, value_width), split) in
+            cases.into_iter().flat_map(|c| [(c, false), (c, true)])
+        {
+            // A scalar product first: on a view it may make a contiguous tensor.
+            let queries = match split {
+                false => normal([2, 3, rows, width]).mul_scalar(3.0),
+                true => normal([2, rows, 3, width]).mul_scalar(3.0).swap_dims(1, 2),
+            };
+            let [primitive] = primitives::<Flex, 4, 1>([&queries]).expect("burn-flex");
+            assert_eq!(heads_interleaved(&primitive), split);
             let keys = normal([2, 1, keys, width]).expand([2, 3, keys, width]);
             let values = normal([2, 1, keys.dims()[2], value_width]).expand([
                 2,
