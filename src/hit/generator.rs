@@ -14,9 +14,9 @@
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::{relu, tanh};
+use burn::tensor::activation::tanh;
 
-use crate::nn::fused::{attention, layer_norm};
+use crate::nn::fused::{attention, feed_forward, layer_norm};
 
 use super::blocks::{
     MultiAxisAttention, MultiAxisAttentionConfig, block, dense, pixel_shuffle, unblock, zeroed,
@@ -172,10 +172,8 @@ impl Mlp {
     }
 
     fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        x.clone()
-            + self
-                .fc2
-                .forward(relu(self.fc1.forward(layer_norm(&self.norm, x))))
+        let normed = layer_norm(&self.norm, x.clone());
+        feed_forward(&self.fc1, &self.fc2, normed, x)
     }
 }
 

@@ -11,19 +11,21 @@
 //!
 //! Sampling (plain burn-flex tensors) runs the same kernels, except unmasked attention
 //! over many queries (HiT's), which has a kernel of its own for the same function (the
-//! same numbers to about 1e-7). Two operations are for sampling only, with no backward:
+//! same numbers to about 1e-7). Three operations are for sampling only, with no backward:
 //! convolution in cache-sized bands and SiLU (tokenising and decoding an edit, the
-//! convolutional generator). Tensors anywhere else (wgpu,
+//! convolutional generator), and HiT's feed-forward layers a block of rows at a time. Tensors anywhere else (wgpu,
 //! or an autodiff graph with gradient checkpointing) take burn's own operation, which
 //! computes the same function.
 
 mod attention;
 mod conv;
+mod feed_forward;
 mod layer_norm;
 mod silu;
 
 pub use attention::attention;
 pub use conv::conv2d;
+pub use feed_forward::feed_forward;
 pub use layer_norm::layer_norm;
 pub use silu::silu;
 
