@@ -16,7 +16,7 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use super::primitives;
+use super::{accumulate_product, primitives};
 
 /// Bytes of a band's im2col matrix: about half the second-level cache, so the matrix
 /// is still there when the product reads it (the probe of BENCHMARKS.md ran at the same
@@ -268,30 +268,8 @@ unsafe fn band_product(
         unsafe { std::slice::from_raw_parts_mut(out.add(c * stride), n) }.fill(value);
     }
     // SAFETY: `weight` is `[C_out, K]`, `columns` `[K, n]`, both contiguous; `out` as
-    // the caller guarantees. `dst = 1·dst + 1·weight·columns`.
-    unsafe {
-        gemm::gemm(
-            c_out,
-            n,
-            depth,
-            out,
-            1,
-            stride as isize,
-            true,
-            weight.as_ptr(),
-            1,
-            depth as isize,
-            columns.as_ptr(),
-            1,
-            n as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-    }
+    // the caller guarantees.
+    unsafe { accumulate_product(out, stride, weight, columns, (c_out, depth, n), parallelism) };
 }
 
 #[cfg(test)]

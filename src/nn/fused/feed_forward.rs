@@ -16,7 +16,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use rayon::prelude::*;
 
-use super::{owned_contiguous, primitives};
+use super::{accumulate_product, owned_contiguous, primitives};
 
 /// Rows per block: their hidden values (`4·d` each) stay in the first two cache levels
 /// for widths up to 64.
@@ -81,8 +81,7 @@ fn forward(
             // The hidden layer: bias, then `+= n·W1`, then the ReLU.
             buffer.clear();
             buffer.extend((0..rows).flat_map(|_| b1.iter().copied()));
-            // SAFETY: `normed` is `[rows, d]`, `w1` `[d, hidden]`, `buffer` `[rows, hidden]`.
-            unsafe { product(buffer, normed, w1, (rows, d, hidden)) };
+            product(buffer, normed, w1, (rows, d, hidden));
             // As burn's ReLU: a NaN stays NaN (a diverged model shows in its pictures).
             buffer
                 .iter_mut()
@@ -91,42 +90,25 @@ fn forward(
             for row in out.chunks_exact_mut(d) {
                 row.iter_mut().zip(b2).for_each(|(o, b)| *o += b);
             }
-            // SAFETY: `buffer` is `[rows, hidden]`, `w2` `[hidden, d]`, `out` `[rows, d]`.
-            unsafe { product(out, buffer, w2, (rows, hidden, d)) };
+            product(out, buffer, w2, (rows, hidden, d));
         });
     out
 }
 
 /// `dst += lhs·rhs` for row-major `lhs` `[m, k]`, `rhs` `[k, n]` and `dst` `[m, n]`.
-///
-/// # Safety
-/// The slices must hold at least those sizes.
-unsafe fn product(dst: &mut [f32], lhs: &[f32], rhs: &[f32], (m, k, n): (usize, usize, usize)) {
+fn product(dst: &mut [f32], lhs: &[f32], rhs: &[f32], (m, k, n): (usize, usize, usize)) {
     assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
-    // SAFETY: as the caller guarantees; `dst = 1·dst + 1·lhs·rhs`.
+    // SAFETY: `dst` holds `m` rows of `n` values, `n` apart (just checked).
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        accumulate_product(
             dst.as_mut_ptr(),
-            1,
-            n as isize,
-            true,
-            lhs.as_ptr(),
-            1,
-            k as isize,
-            rhs.as_ptr(),
-            1,
-            n as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
+            n,
+            lhs,
+            rhs,
+            (m, k, n),
             gemm::Parallelism::None,
-        );
-    }
+        )
+    };
 }
 
 #[cfg(test)]

@@ -138,6 +138,47 @@ fn wide<R>(work: impl FnOnce() -> R) -> R {
     work()
 }
 
+/// `dst += lhs·rhs` by the GEMM burn-flex uses, for row-major `lhs` `[m, k]` and `rhs`
+/// `[k, n]`, into `m` rows of `n` values `dst_stride` apart.
+///
+/// # Safety
+/// `dst` must be valid for writes of those rows; `lhs` and `rhs` must hold `m·k` and
+/// `k·n` values.
+unsafe fn accumulate_product(
+    dst: *mut f32,
+    dst_stride: usize,
+    lhs: &[f32],
+    rhs: &[f32],
+    (m, k, n): (usize, usize, usize),
+    parallelism: gemm::Parallelism,
+) {
+    debug_assert!(lhs.len() >= m * k && rhs.len() >= k * n);
+    // SAFETY: as the caller guarantees; `dst = 1·dst + 1·lhs·rhs` (read_dst).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_stride as isize,
+            true,
+            lhs.as_ptr(),
+            1,
+            k as isize,
+            rhs.as_ptr(),
+            1,
+            n as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
 /// Accumulators side by side, so a reduction vectorises (a float sum in one running
 /// total cannot be reordered, and so is not).
 const LANES: usize = 16;
