@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 
 use burn::prelude::*;
-use image::GrayImage;
+use image::{GrayImage, RgbImage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -153,15 +153,12 @@ pub fn make_batch(
             tokenizer.tokenize(targets, None).try_into_vec_as::<i64>()?
         }
     };
-    let token_masks = tokenizer.token_mask_flags(masks.clone())?;
+    let token_masks = tokenizer.token_mask_flags(masks)?;
     let n = model.tokens();
     let batch = examples.targets.len();
     let (grid, weights): (Vec<i64>, Vec<f32>) = match objective {
         Objective::LocalAr => {
-            let sources = images_to_tensor(&examples.sources, &tokenizer_device);
-            let context = tokenizer
-                .tokenize(sources, Some(masks))
-                .try_into_vec_as::<i64>()?;
+            let context = masked_context(examples, &token_masks, n, tokenizer)?;
             (0..batch * n)
                 .map(|i| {
                     if token_masks[i] {
@@ -186,6 +183,44 @@ pub fn make_batch(
         mask: attention_masks(&token_masks, model, objective, device),
         weights: Tensor::from_data(TensorData::new(weights, [batch, n]), device),
     })
+}
+
+/// The leak-free encoder's tokens of each example's source under its mask (`B·N` ids,
+/// read at the unmasked positions only). An example whose every token is masked (a whole
+/// mask, see `whole_fraction`) reads none, so it is not encoded and its entries are 0:
+/// at 128 px the encoder is a third of an iLAT step.
+fn masked_context(
+    examples: &Examples,
+    token_masks: &[bool],
+    n: usize,
+    tokenizer: &impl Tokenizer,
+) -> Result<Vec<i64>, TrainError> {
+    let partial: Vec<usize> = token_masks
+        .chunks(n)
+        .enumerate()
+        .filter(|(_, flags)| !flags.iter().all(|&masked| masked))
+        .map(|(b, _)| b)
+        .collect();
+    let mut context = vec![0; token_masks.len()];
+    if partial.is_empty() {
+        return Ok(context);
+    }
+    let device = tokenizer.device();
+    let sources: Vec<RgbImage> = partial
+        .iter()
+        .map(|&b| examples.sources[b].clone())
+        .collect();
+    let masks: Vec<GrayImage> = partial.iter().map(|&b| examples.masks[b].clone()).collect();
+    let ids = tokenizer
+        .tokenize(
+            images_to_tensor(&sources, &device),
+            Some(masks_to_tensor(&masks, &device)),
+        )
+        .try_into_vec_as::<i64>()?;
+    for (k, &b) in partial.iter().enumerate() {
+        context[b * n..(b + 1) * n].copy_from_slice(&ids[k * n..(k + 1) * n]);
+    }
+    Ok(context)
 }
 
 /// The attention masks of a batch (`true` = blocked): per sequence
@@ -379,6 +414,38 @@ mod tests {
         assert_eq!(floats(local.weights), floats(causal.weights));
         let bools = |t: Tensor<4, Bool>| t.try_into_vec_as::<bool>().expect("a mask");
         assert_eq!(bools(local.mask), bools(causal.mask));
+    }
+
+    /// Leaving a whole-masked example out of the leak-free encoding changes nothing:
+    /// the other examples' context is what encoding the whole batch gives.
+    #[test]
+    fn whole_masked_examples_are_not_encoded_and_change_nothing() {
+        let (tokenizer, config, faces) = tiny();
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut examples = faces.draw(3, (0.1, 0.5), (16, 4), &mut rng);
+        examples.masks[1].pixels_mut().for_each(|p| p.0[0] = 255);
+        let device = Device::flex();
+        let batch = plain_batch(&examples, &tokenizer, &config, Objective::LocalAr, &device);
+        let masks = masks_to_tensor(&examples.masks, &device);
+        let flags = tokenizer.token_mask_flags(masks.clone()).expect("flags");
+        let context = tokenizer
+            .tokenize(images_to_tensor(&examples.sources, &device), Some(masks))
+            .try_into_vec_as::<i64>()
+            .expect("ids");
+        let clean = tokenizer
+            .tokenize(images_to_tensor(&examples.targets, &device), None)
+            .try_into_vec_as::<i64>()
+            .expect("ids");
+        let grid: Vec<i64> = (0..flags.len())
+            .map(|i| if flags[i] { clean[i] } else { context[i] })
+            .collect();
+        let expected: Vec<i64> = grid
+            .chunks(16)
+            .flat_map(|g| shift_right(g, config.vocab as i64))
+            .collect();
+        let inputs = batch.inputs.try_into_vec_as::<i64>().expect("ids");
+        assert_eq!(inputs, expected);
+        assert!(flags[16..32].iter().all(|&m| m) && !flags[..16].iter().all(|&m| m));
     }
 
     /// The cached clean tokens are the ones tokenising would give: the same batch.
