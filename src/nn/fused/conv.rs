@@ -6,24 +6,32 @@
 //! about a third of the GEMM's rate. Here the matrix is made for a band of output rows
 //! small enough to stay in the second-level cache, and multiplied there, by the same
 //! GEMM crate burn-flex uses (BENCHMARKS.md, "Convolutions in bands"). The bands of a
-//! picture are independent tasks. Tensors in an autodiff graph (training) and
-//! convolutions other than a plain one (groups, dilation, "same" padding) take burn's.
+//! picture are independent tasks. In an autodiff graph (training) the forward pass is
+//! the same and the backward pass burn's own (burn-flex's `conv2d_x_backward` and
+//! `conv2d_weight_backward`, what burn's autodiff convolution calls). Convolutions other
+//! than a plain one (groups, dilation, "same" padding, no bias under autodiff) take
+//! burn's.
 
-use burn::backend::Flex;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::flex::FlexTensor;
+use burn::backend::ops::{ConvOptions, ModuleOps};
+use burn::backend::{Autodiff, Flex};
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use super::{accumulate_product, primitives};
+use super::{accumulate_product, primitives, record};
 
 /// Bytes of a band's im2col matrix: about half the second-level cache, so the matrix
 /// is still there when the product reads it (the probe of BENCHMARKS.md ran at the same
 /// rate from 256 to 1,024 positions a band for 32-128 channels).
 const BAND_BYTES: usize = 512 << 10;
 
-/// `conv.forward(x)`, in bands when `x` is a plain burn-flex tensor.
+/// `conv.forward(x)`, in bands when `x` is a burn-flex tensor, plain or in an autodiff
+/// graph.
 ///
 /// # Shapes
 /// - x: `[B, C_in, H, W]`
@@ -33,18 +41,78 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         return conv.forward(x);
     };
     let weight = conv.weight.val();
-    let bias = match conv
-        .bias
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    if let Some([x, weight]) = primitives::<Flex, 4, 2>([&x, &weight]) {
+        let bias = match bias.as_ref().map(|b| primitives::<Flex, 1, 1>([b])) {
+            None => None,
+            Some(Some([bias])) => Some(bias),
+            Some(None) => return conv.forward(Tensor::from_primitive::<Flex>(x)),
+        };
+        return Tensor::from_primitive::<Flex>(forward(x, weight, bias, &geometry));
+    }
+    let tracked = primitives::<Autodiff<Flex>, 4, 2>([&x, &weight]);
+    let tracked_bias = bias
         .as_ref()
-        .map(|b| primitives::<Flex, 1, 1>([&b.val()]))
-    {
-        None => None,
-        Some(Some([bias])) => Some(bias),
-        Some(None) => return conv.forward(x),
+        .and_then(|b| primitives::<Autodiff<Flex>, 1, 1>([b]));
+    match (tracked, tracked_bias) {
+        (Some([x, weight]), Some([bias])) => {
+            let op = FusedConv(options(conv));
+            let output = record(op, [x, weight, bias], |[x, weight, bias]| {
+                let output = forward(x.clone(), weight.clone(), Some(bias.clone()), &geometry);
+                (output, (x, weight, bias))
+            });
+            Tensor::from_primitive::<Autodiff<Flex>>(output)
+        }
+        _ => conv.forward(x),
+    }
+}
+
+/// burn's options for `conv` (stride, explicit padding, dilation, groups), which its
+/// backward functions take.
+fn options(conv: &Conv2d) -> ConvOptions<2> {
+    let (top, left, bottom, right) = match conv.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) => (top, left, bottom, right),
+        _ => (0, 0, 0, 0),
     };
-    match primitives::<Flex, 4, 2>([&x, &weight]) {
-        Some([x, weight]) => Tensor::from_primitive::<Flex>(forward(x, weight, bias, &geometry)),
-        None => conv.forward(x),
+    ConvOptions::new_with_padding(
+        conv.stride,
+        [(top, bottom), (left, right)],
+        conv.dilation,
+        conv.groups,
+    )
+}
+
+/// The backward pass of a convolution with bias on burn-flex: burn-flex's own, given
+/// the input, weight and bias the forward pass saw.
+#[derive(Debug)]
+struct FusedConv(ConvOptions<2>);
+
+impl Backward<Flex, 3> for FusedConv {
+    type State = (FlexTensor, FlexTensor, FlexTensor);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (x, weight, bias) = ops.state;
+        let [x_node, weight_node, bias_node] = ops.parents;
+        let options = self.0;
+        if let Some(node) = x_node {
+            let x_grad =
+                Flex::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options.clone());
+            grads.register::<Flex>(node.id, x_grad);
+        }
+        if let Some(node) = weight_node {
+            let weight_grad =
+                Flex::conv2d_weight_backward(x.clone(), weight, grad.clone(), options);
+            grads.register::<Flex>(node.id, weight_grad);
+        }
+        if let Some(node) = bias_node {
+            grads.register::<Flex>(node.id, Flex::conv2d_bias_backward(x, bias, grad));
+        }
     }
 }
 
@@ -379,6 +447,55 @@ mod tests {
                 .input([1, 8, 8])
                 .check(true, false, &device)
         });
+    }
+
+    /// Under autodiff: the same output and the same gradients of the input, the weight
+    /// and the bias as burn's convolution (a weighted sum as the loss, so every output position carries
+    /// a different gradient), strided and padded on one side. Each path gets a graph of
+    /// its own, from the same numbers.
+    #[test]
+    fn training_convolution_has_burns_gradients() {
+        let device = Device::flex().autodiff();
+        device.seed(9);
+        let normal = Distribution::Normal(0.0, 1.0);
+        for (stride, padding) in [
+            ([1, 1], PaddingConfig2d::Explicit(1, 1, 1, 1)),
+            ([2, 2], PaddingConfig2d::Explicit(1, 0, 1, 1)),
+        ] {
+            let conv = Conv2dConfig::new([5, 6], [3, 3])
+                .with_stride(stride)
+                .with_padding(padding)
+                .init(&device);
+            // Drawn here, not lazily on the first path's first use.
+            let _ = (conv.weight.val(), conv.bias.as_ref().map(|b| b.val()));
+            let input = Tensor::<4>::random([2, 5, 13, 11], normal, &device).into_data();
+            let gradients = |fused: bool| {
+                let x = Tensor::<4>::from_data(input.clone(), &device).require_grad();
+                let conv = conv.clone();
+                let output = match fused {
+                    true => conv2d(&conv, x.clone()),
+                    false => conv.forward(x.clone()),
+                };
+                device.seed(1);
+                let weights = Tensor::<4>::random(output.dims(), normal, &device);
+                let values = output.clone().inner().flatten::<1>(0, 3);
+                let grads = (output * weights).sum().backward();
+                let flat = |t: Option<Tensor<4>>| t.expect("a gradient").flatten::<1>(0, 3);
+                let bias = conv.bias.as_ref().expect("a bias").val();
+                [
+                    values,
+                    flat(x.grad(&grads)),
+                    flat(conv.weight.val().grad(&grads)),
+                    bias.grad(&grads).expect("a gradient"),
+                ]
+            };
+            let (ours, theirs) = (gradients(true), gradients(false));
+            let names = ["output", "x", "weight", "bias"];
+            for (what, (a, b)) in names.iter().zip(ours.into_iter().zip(theirs)) {
+                let error = (a - b).abs().max().into_scalar::<f32>();
+                assert!(error < 1e-4, "{stride:?} {what}: off by {error}");
+            }
+        }
     }
 
     /// What this module does not do (same padding, groups, dilation) still convolves.

@@ -11,11 +11,13 @@
 //!
 //! Sampling (plain burn-flex tensors) runs the same kernels, except unmasked attention
 //! over many queries (HiT's), which has a kernel of its own for the same function (the
-//! same numbers to about 1e-7). Three operations are for sampling only, with no backward:
-//! convolution in cache-sized bands and SiLU (tokenising and decoding an edit, the
-//! convolutional generator), and HiT's feed-forward layers a block of rows at a time. Tensors anywhere else (wgpu,
-//! or an autodiff graph with gradient checkpointing) take burn's own operation, which
-//! computes the same function.
+//! same numbers to about 1e-7). Convolution runs in cache-sized bands for sampling and,
+//! with burn-flex's own backward pass, in training (the GANs' discriminator and the
+//! convolutional generator). Two operations are for sampling only, with no backward: SiLU
+//! (tokenising and decoding an edit, the convolutional generator) and HiT's feed-forward
+//! layers a block of rows at a time. Tensors anywhere else (wgpu, or an autodiff graph
+//! with gradient checkpointing) take burn's own operation, which computes the same
+//! function.
 
 mod attention;
 mod conv;
