@@ -221,7 +221,7 @@ mod tests {
             config.init(&device),
             (&config, 0.01),
             xs.clone(),
-            |_: &mut StdRng| Ok(xs.clone()),
+            |_, _: &mut StdRng| Ok(xs.clone()),
             loss,
         );
         fit(trainer, &schedule, to, &schedule).expect("fit");
