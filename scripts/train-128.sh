@@ -8,7 +8,8 @@
 # Every trainer resumes its run folder (`runs/<name>128`), and a finished run returns at
 # once, so running a lane again after a restart continues where it stopped. A run
 # without a run folder warm-starts from its snapshot in `models/in-training/` when the
-# repository has one (what a session commits before it ends). A finished tokenizer is
+# repository has one (what a session commits before it ends), or takes it as its output
+# when the snapshot is marked FINISHED. A finished tokenizer is
 # copied into `runs/models128/`, the models folder the token models train on; each
 # token model waits there for its tokenizer.
 #
@@ -25,10 +26,17 @@ export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1}
 say() { printf '[train-128] %s\n' "$*"; }
 
 # run NAME [--grow DIR] ARGS...: one training command. A new run folder starts from the
-# snapshot models/in-training/NAME when there is one, else (GANs) grown from DIR.
+# snapshot models/in-training/NAME when there is one, else (GANs) grown from DIR; a
+# snapshot marked FINISHED is the run's output as it is, not trained again.
 run() {
     local name=$1
     shift
+    if [ ! -d "runs/$name" ] && [ -e "$SNAPSHOTS/$name/FINISHED" ]; then
+        mkdir -p "runs/$name-out"
+        cp "$SNAPSHOTS/$name"/*.bpk "$SNAPSHOTS/$name"/*.json "runs/$name-out/"
+        say "$name: finished, its snapshot copied to runs/$name-out"
+        return
+    fi
     local grow=
     if [ "${1:-}" = --grow ]; then
         grow=$2
