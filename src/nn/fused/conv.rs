@@ -56,7 +56,7 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         .and_then(|b| primitives::<Autodiff<Flex>, 1, 1>([b]));
     match (tracked, tracked_bias) {
         (Some([x, weight]), Some([bias])) => {
-            let op = FusedConv(options(conv));
+            let op = FusedConv(geometry.options(conv));
             let output = record(op, [x, weight, bias], |[x, weight, bias]| {
                 let output = forward(x.clone(), weight.clone(), Some(bias.clone()), &geometry);
                 (output, (x, weight, bias))
@@ -65,21 +65,6 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
         }
         _ => conv.forward(x),
     }
-}
-
-/// burn's options for `conv` (stride, explicit padding, dilation, groups), which its
-/// backward functions take.
-fn options(conv: &Conv2d) -> ConvOptions<2> {
-    let (top, left, bottom, right) = match conv.padding {
-        PaddingConfig2d::Explicit(top, left, bottom, right) => (top, left, bottom, right),
-        _ => (0, 0, 0, 0),
-    };
-    ConvOptions::new_with_padding(
-        conv.stride,
-        [(top, bottom), (left, right)],
-        conv.dilation,
-        conv.groups,
-    )
 }
 
 /// The backward pass of a convolution with bias on burn-flex: burn-flex's own, given
@@ -126,6 +111,8 @@ struct Geometry {
     stride: [usize; 2],
     /// Zeros before the first row and column.
     pad: [usize; 2],
+    /// Zeros after the last row and column.
+    pad_end: [usize; 2],
 }
 
 impl Geometry {
@@ -156,7 +143,19 @@ impl Geometry {
             kernel: [kh, kw],
             stride: [sh, sw],
             pad: [top, left],
+            pad_end: [bottom, right],
         })
+    }
+
+    /// burn's options for `conv` of this geometry, which its backward functions take.
+    fn options(&self, conv: &Conv2d) -> ConvOptions<2> {
+        let ([top, left], [bottom, right]) = (self.pad, self.pad_end);
+        ConvOptions::new_with_padding(
+            self.stride,
+            [(top, bottom), (left, right)],
+            conv.dilation,
+            conv.groups,
+        )
     }
 
     /// Rows of the im2col matrix: one per input channel and kernel position.
