@@ -25,9 +25,10 @@ export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1}
 
 say() { printf '[train-128] %s\n' "$*"; }
 
-# run NAME [--grow DIR] ARGS...: one training command. A new run folder starts from the
-# snapshot models/in-training/NAME when there is one, else (GANs) grown from DIR; a
-# snapshot marked FINISHED is the run's output as it is, not trained again.
+# run NAME [--grow DIR | --warm DIR] ARGS...: one training command. A new run folder
+# starts from the snapshot models/in-training/NAME when there is one, else grown from
+# DIR (GANs) or warm-started from DIR; a snapshot marked FINISHED is the run's output as
+# it is, not trained again.
 run() {
     local name=$1
     shift
@@ -37,16 +38,16 @@ run() {
         say "$name: finished, its snapshot copied to runs/$name-out"
         return
     fi
-    local grow=
-    if [ "${1:-}" = --grow ]; then
-        grow=$2
-        shift 2
-    fi
+    local start=()
+    case "${1:-}" in
+    --grow) start=(--grow-from "$2") && shift 2 ;;
+    --warm) start=(--warm-start "$2") && shift 2 ;;
+    esac
     local warm=()
     if [ ! -d "runs/$name" ] && [ -d "$SNAPSHOTS/$name" ]; then
         warm=(--warm-start "$SNAPSHOTS/$name")
-    elif [ ! -d "runs/$name" ] && [ -n "$grow" ]; then
-        warm=(--grow-from "$grow")
+    elif [ ! -d "runs/$name" ]; then
+        warm=("${start[@]}")
     fi
     say "$name: $*"
     nice -n "$NICE" "$TESSERA" "$@" --run "runs/$name" --out "runs/$name-out" "${warm[@]}" \
@@ -62,23 +63,43 @@ promote() {
     say "$2 promoted to $STAGE"
 }
 
-# token NAME ARGS...: a token model trained on the staged tokenizers.
+# token NAME [--warm DIR] ARGS...: a token model trained on the staged tokenizers.
 token() {
-    local name=$1
+    local name=$1 start=()
     shift
-    run "$name" --models "$STAGE" train "$@"
+    if [ "${1:-}" = --warm ]; then
+        start=(--warm "$2")
+        shift 2
+    fi
+    run "$name" "${start[@]}" --models "$STAGE" train "$@"
+}
+
+# midpoint: Taming's export at its midpoint, named as the iLAT it starts (its step count
+# not kept: iLAT's schedule counts its own steps). Not when Taming's run is past it.
+MIDPOINT=runs/taming128-midpoint
+midpoint() {
+    local step
+    step=$(sed -n 's/.*"step":\([0-9]*\).*/\1/p' runs/taming128-out/taming.progress.json)
+    if [ ! -d "$MIDPOINT" ] && [ "$step" = 2500 ]; then
+        mkdir -p "$MIDPOINT"
+        cp runs/taming128-out/taming.bpk "$MIDPOINT/ilat.bpk"
+        cp runs/taming128-out/taming.json "$MIDPOINT/ilat.json"
+        say "Taming at 2,500 steps kept in $MIDPOINT"
+    fi
 }
 
 case "${1:-}" in
 faces)
     run vqgan128 train vqgan --config scripts/vqgan128-train.json
     promote vqgan128 vqgan
-    token taming128 taming --steps 5000
     # iLAT trained locally from the first step stays behind Taming* (trained on every
     # token, where iLAT's targets are the masked 5-50 %), at 64 px and at 128 px even
-    # with 30 % whole masks; begun as Taming (`whole_until`: every mask whole for the
-    # first 2,500 steps) and made local after, it overtakes it (models/README.md).
-    token ilat128 ilat --config scripts/ilat128-train.json
+    # with 30 % whole masks; begun as Taming (its run's first 2,500 steps) and made
+    # local for 2,500 more, it overtakes it (models/README.md).
+    token taming128 taming --steps 5000 --stop-at 2500
+    midpoint
+    token ilat128 --warm "$MIDPOINT" ilat --config scripts/ilat128-train.json
+    token taming128 taming --steps 5000
     token imagebart128-step1 imagebart --step 1 --steps 5000
     token imagebart128-step2 imagebart --step 2 --steps 5000
     ;;

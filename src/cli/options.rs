@@ -278,6 +278,10 @@ pub struct TrainCommon {
     /// moments start anew.
     #[arg(long, value_name = "DIR")]
     pub warm_start: Option<PathBuf>,
+    /// Stop after this many steps, the schedule of `--steps` unchanged (a run taken
+    /// part way and resumed to its end later).
+    #[arg(long, value_name = "STEP")]
+    pub stop_at: Option<usize>,
 }
 
 /// Options of `tessera train ilat|taming`.

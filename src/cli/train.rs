@@ -69,6 +69,7 @@ fn destination(common: TrainCommon, name: &str, default_out: PathBuf) -> Destina
         out: common.out.unwrap_or(default_out),
         name: name.to_string(),
         warm_start: common.warm_start,
+        stop_at: common.stop_at,
     }
 }
 
@@ -363,6 +364,7 @@ mod tests {
             out: root.join("out"),
             name: "pose-ilat".into(),
             warm_start,
+            stop_at: None,
         };
         assert!(same_tokens(&to(None), vqgan::PEOPLE).is_ok(), "a new run");
         let model = IlatConfig::new(512, 16).with_guidance(GuideKind::Pose);

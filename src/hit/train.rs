@@ -407,6 +407,7 @@ mod tests {
             out: root.join("models"),
             name: "conv".into(),
             warm_start,
+            stop_at: None,
         };
         let device = Device::flex().autodiff();
         let weights = |name: &str| std::fs::read(root.join("models").join(name)).expect("weights");

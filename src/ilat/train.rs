@@ -64,24 +64,6 @@ pub struct IlatTrainingConfig {
     /// token.
     #[config(default = 0.0)]
     pub whole_fraction: f64,
-    /// Steps, from the first, in which every training mask is whole (iLAT only): the run
-    /// starts as the Taming baseline (the same objective, every token a target) and
-    /// learns the local one after, from a network that already models the whole grid.
-    /// At 128 px an iLAT trained locally from the first step stays behind Taming\*
-    /// (models/README.md).
-    #[config(default = 0)]
-    pub whole_until: usize,
-}
-
-impl IlatTrainingConfig {
-    /// The fraction of whole masks in the batch after `step` steps: all of them before
-    /// `whole_until`, `whole_fraction` after.
-    fn whole_fraction_at(&self, step: usize) -> f64 {
-        match step < self.whole_until {
-            true => 1.0,
-            false => self.whole_fraction,
-        }
-    }
 }
 
 /// Where a run's data is.
@@ -315,10 +297,10 @@ pub fn train(
         config.model.init(device),
         (&config.model, config.weight_decay),
         held_out,
-        |step, rng: &mut StdRng| {
+        |rng: &mut StdRng| {
             let mut examples = train_set.draw(o.batch, range, shape, rng);
             if config.objective == Objective::LocalAr {
-                whole_masks(&mut examples.masks, config.whole_fraction_at(step), rng);
+                whole_masks(&mut examples.masks, config.whole_fraction, rng);
             }
             make_batch(
                 &examples,
@@ -464,19 +446,6 @@ mod tests {
         let inputs = batch.inputs.try_into_vec_as::<i64>().expect("ids");
         assert_eq!(inputs, expected);
         assert!(flags[16..32].iter().all(|&m| m) && !flags[..16].iter().all(|&m| m));
-    }
-
-    /// A run with `whole_until` is Taming's until then (every mask whole), then its own.
-    #[test]
-    fn whole_masks_until_the_set_step() {
-        let (_, model, _) = tiny();
-        let config = IlatTrainingConfig::new(model)
-            .with_whole_fraction(0.3)
-            .with_whole_until(3);
-        let fractions: Vec<f64> = (0..5).map(|s| config.whole_fraction_at(s)).collect();
-        assert_eq!(fractions, [1.0, 1.0, 1.0, 0.3, 0.3]);
-        let plain = IlatTrainingConfig::new(config.model.clone());
-        assert_eq!(plain.whole_fraction_at(0), 0.0);
     }
 
     /// The cached clean tokens are the ones tokenising would give: the same batch.

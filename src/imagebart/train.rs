@@ -176,7 +176,7 @@ pub fn train(
         config.model.init(device),
         (&config.model, config.weight_decay),
         held_out,
-        |_, rng: &mut StdRng| {
+        |rng: &mut StdRng| {
             let grids = draw_grids(&train_set, o.batch, (tokenizer, cache.as_ref()), rng)?;
             Ok(make_batch(
                 &grids,

@@ -137,11 +137,14 @@ pub struct Destination {
     /// A folder holding a trained `NAME` to start from when the run has no
     /// checkpoint (a machine with only the committed models).
     pub warm_start: Option<PathBuf>,
+    /// A step before `schedule.steps` to stop at, the schedule unchanged: a run taken
+    /// part way (iLAT starts from Taming's midpoint) and resumed to its end later.
+    pub stop_at: Option<usize>,
 }
 
 /// Trains (or resumes) a run: opens the run folder, saves `config` in it, resumes
-/// from its checkpoint or warm starts, steps to `schedule.steps` with logs, held-out
-/// evaluations and checkpoints, and exports the model to `to.out`. Returns the last
+/// from its checkpoint or warm starts, steps to `schedule.steps` (or `to.stop_at`) with
+/// logs, held-out evaluations and checkpoints, and exports the model to `to.out`. Returns the last
 /// evaluation's values (none when no step was left).
 pub fn fit(
     mut trainer: impl Trainer,
@@ -149,7 +152,8 @@ pub fn fit(
     to: &Destination,
     config: &impl Config,
 ) -> Result<Logged, TrainError> {
-    let (mut run, resume) = Run::open(&to.run, schedule.steps)?;
+    let end = to.stop_at.map_or(schedule.steps, |s| s.min(schedule.steps));
+    let (mut run, resume) = Run::open(&to.run, end)?;
     run.set_prefix(&to.name);
     save_config(config, &to.run)?;
     let start = match (resume, &to.warm_start) {
@@ -168,14 +172,14 @@ pub fn fit(
     };
     let mut rng = StdRng::seed_from_u64(schedule.seed ^ (start as u64).wrapping_mul(0x9e37));
     let mut evaluation = Logged::new();
-    for step in start..schedule.steps {
+    for step in start..end {
         let lr = schedule.learning_rate(step);
         let mut values = trainer.step(step, lr, &mut rng)?;
         if (step + 1) % schedule.log_every == 0 {
             values.push(("lr", lr));
             run.log(step + 1, &values)?;
         }
-        if (step + 1) % schedule.checkpoint_every == 0 || step + 1 == schedule.steps {
+        if (step + 1) % schedule.checkpoint_every == 0 || step + 1 == end {
             evaluation = trainer.evaluate(step + 1, &run)?;
             run.log(step + 1, &evaluation)?;
             run.checkpoint(step + 1, |dir| trainer.write_checkpoint(dir))?;
@@ -185,7 +189,7 @@ pub fn fit(
         run.tick();
     }
     run.finish();
-    run.write_progress(&to.name, start.max(schedule.steps))?;
+    run.write_progress(&to.name, start.max(end))?;
     trainer.export(&to.out, &to.name)?;
     copy_progress(&to.run, &to.out, &to.name)?;
     Ok(evaluation)
@@ -221,7 +225,7 @@ mod tests {
             config.init(&device),
             (&config, 0.01),
             xs.clone(),
-            |_, _: &mut StdRng| Ok(xs.clone()),
+            |_: &mut StdRng| Ok(xs.clone()),
             loss,
         );
         fit(trainer, &schedule, to, &schedule).expect("fit");
@@ -243,6 +247,7 @@ mod tests {
             out: root.join("models"),
             name: "line".into(),
             warm_start: None,
+            stop_at: None,
         };
         let trained = fit_line(&first, 4);
         assert_eq!(read_progress(&first.out, "line").expect("progress").step, 4);
@@ -270,6 +275,42 @@ mod tests {
             trained.weight.val().into_data(),
             further.weight.val().into_data()
         );
+        std::fs::remove_dir_all(&root).expect("cleanup");
+    }
+
+    /// A run stopped part way (`stop_at`) and resumed later ends with the model an
+    /// unbroken run makes: the schedule is the whole run's throughout.
+    #[test]
+    fn a_run_stopped_part_way_resumes_to_the_unbroken_runs_model() {
+        let root = std::env::temp_dir().join(format!("tessera-stop-{}", std::process::id()));
+        let unbroken = Destination {
+            run: root.join("unbroken"),
+            out: root.join("unbroken-out"),
+            name: "line".into(),
+            warm_start: None,
+            stop_at: None,
+        };
+        let parted = Destination {
+            run: root.join("parted"),
+            out: root.join("parted-out"),
+            stop_at: Some(4),
+            ..unbroken.clone()
+        };
+        let straight = fit_line(&unbroken, 6).weight.val().into_data();
+        let midway = fit_line(&parted, 6).weight.val().into_data();
+        assert_eq!(
+            read_progress(&parted.out, "line").expect("progress").step,
+            4
+        );
+        assert_ne!(midway, straight, "stopped at 4 of 6");
+        let resumed = fit_line(
+            &Destination {
+                stop_at: None,
+                ..parted
+            },
+            6,
+        );
+        assert_eq!(resumed.weight.val().into_data(), straight);
         std::fs::remove_dir_all(&root).expect("cleanup");
     }
 

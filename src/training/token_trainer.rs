@@ -11,8 +11,8 @@ use rand::rngs::StdRng;
 
 use super::{Logged, Run, TrainError, Trainee, Trainer, scalar};
 
-/// A token model in training: `draw` makes a step's batch (given the steps done so
-/// far), `loss` scores the model on a batch; `config` is the network's, written beside the exported weights.
+/// A token model in training: `draw` makes a step's batch, `loss` scores the model on a
+/// batch; `config` is the network's, written beside the exported weights.
 pub struct TokenTrainer<'a, M, B, C, D, L> {
     trainee: Trainee<M>,
     config: &'a C,
@@ -25,7 +25,7 @@ impl<'a, M, B, C, D, L> TokenTrainer<'a, M, B, C, D, L>
 where
     M: Module + Clone,
     C: Config,
-    D: FnMut(usize, &mut StdRng) -> Result<B, TrainError>,
+    D: FnMut(&mut StdRng) -> Result<B, TrainError>,
     L: Fn(&M, &B) -> Tensor<1>,
 {
     /// A fresh `model` under AdamW (β = (0.9, 0.95), decoupled `weight_decay`).
@@ -55,11 +55,11 @@ impl<M, B, C, D, L> Trainer for TokenTrainer<'_, M, B, C, D, L>
 where
     M: Module + Clone,
     C: Config,
-    D: FnMut(usize, &mut StdRng) -> Result<B, TrainError>,
+    D: FnMut(&mut StdRng) -> Result<B, TrainError>,
     L: Fn(&M, &B) -> Tensor<1>,
 {
-    fn step(&mut self, step: usize, lr: f64, rng: &mut StdRng) -> Result<Logged, TrainError> {
-        let batch = (self.draw)(step, rng)?;
+    fn step(&mut self, _step: usize, lr: f64, rng: &mut StdRng) -> Result<Logged, TrainError> {
+        let batch = (self.draw)(rng)?;
         let loss = (self.loss)(&self.trainee.model, &batch);
         Ok(vec![("nll", self.trainee.step(lr, loss))])
     }
