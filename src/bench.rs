@@ -272,51 +272,84 @@ pub fn local_ar(backend: &Backend, config: &IlatConfig, repeat: usize) -> LocalA
 /// `tessera bench edit`: one face edit end to end.
 #[derive(Debug, Clone, Serialize)]
 pub struct EditTiming {
-    /// Median wall-clock seconds of the whole edit (every candidate).
+    /// Median wall-clock seconds of the whole edit (every candidate), a new seed each
+    /// time under the same mask: the editor's live loop (each sketch stroke, each
+    /// Generate), in which the engine reuses the picture's encoding.
     pub median_seconds: f64,
-    /// Median seconds until the first preview reached the caller.
+    /// The same with the mask moved by a token each time, so that every edit encodes
+    /// its picture anew (a new mask, a new picture).
+    pub new_mask_seconds: f64,
+    /// Median seconds until the first preview reached the caller (the live loop).
     pub first_preview_seconds: f64,
     /// Candidates made per edit.
     pub candidates: usize,
     /// Side of the pictures the models work at.
     pub image_size: u32,
-    /// Timed runs.
+    /// Timed runs of each kind.
     pub runs: usize,
 }
 
-/// Times an iLAT edit of `candidates` candidates of the first sample face with a
+/// Times iLAT edits of `candidates` candidates of the first sample face with a
 /// centred box mask of 20/64 of the side (25 of 256 tokens, about 10 %), models loaded
-/// beforehand.
+/// beforehand: the live loop (same mask, a new seed each run), then new masks.
 pub fn edit(engine: &mut Engine, runs: usize, candidates: usize) -> Result<EditTiming, EvalError> {
     let size = engine.image_size()?;
     let face =
         crate::data::faces::load_square(&crate::paths::sample_faces().join("000901.png"), size)?;
-    // 22..42 of 64: the same box at every side.
+    // 22..42 of 64: the same box at every side, moved right by `shift`.
     let (lo, hi) = (size * 22 / 64, size * 42 / 64);
-    let mask = GrayImage::from_fn(size, size, |x, y| {
-        Luma([if (lo..hi).contains(&x) && (lo..hi).contains(&y) {
-            255
-        } else {
-            0
-        }])
-    });
+    let boxed = |shift: u32| {
+        GrayImage::from_fn(size, size, |x, y| {
+            let inside = (lo + shift..hi + shift).contains(&x) && (lo..hi).contains(&y);
+            Luma([if inside { 255 } else { 0 }])
+        })
+    };
     engine.prepare(Method::Ilat, GuideKind::Sketch)?;
-    let request = EditRequest {
+    let mut request = EditRequest {
         image: face,
-        mask,
+        mask: boxed(0),
         sketch: None,
         method: Method::Ilat,
         sampling: Sampling::default(),
         cycles: DEFAULT_CYCLES,
         face: FaceChoice::Off,
     };
+    let live = timed_edits(engine, &mut request, (runs, candidates), |run, r| {
+        r.sampling.seed = run as u64;
+    })?;
+    // A token's width: the box covers as many tokens wherever it is.
+    let token = size / 16;
+    let moved = timed_edits(engine, &mut request, (runs, candidates), |run, r| {
+        r.mask = boxed(token * (run % 2) as u32);
+    })?;
+    Ok(EditTiming {
+        median_seconds: live.0,
+        new_mask_seconds: moved.0,
+        first_preview_seconds: live.1,
+        candidates,
+        image_size: size,
+        runs,
+    })
+}
+
+/// The median seconds of `runs` edits of `request` changed by `vary(run, request)`
+/// before each, after one to warm up, and the median seconds to their first preview.
+fn timed_edits(
+    engine: &mut Engine,
+    request: &mut EditRequest,
+    (runs, candidates): (usize, usize),
+    mut vary: impl FnMut(usize, &mut EditRequest),
+) -> Result<(f64, f64), EvalError> {
     let device = engine.backend().device.clone();
     let mut failure = None;
     let mut first_previews = Vec::new();
-    let median_seconds = median_time(&device, runs, || {
+    let mut run = 0;
+    let seconds = median_time(&device, runs, || {
+        vary(run, request);
+        run += 1;
         let start = Instant::now();
         let mut first = None;
-        let result = engine.edit_candidates(&request, candidates, &mut |event| {
+        let result = engine.edit_candidates(request, candidates, &mut |event| {
             if let EditProgress::Preview(_) = event {
                 first.get_or_insert_with(|| start.elapsed().as_secs_f64());
             }
@@ -329,13 +362,7 @@ pub fn edit(engine: &mut Engine, runs: usize, candidates: usize) -> Result<EditT
     });
     match failure {
         Some(err) => Err(err.into()),
-        None => Ok(EditTiming {
-            median_seconds,
-            first_preview_seconds: median(&mut first_previews[1..].to_vec()),
-            candidates,
-            image_size: size,
-            runs,
-        }),
+        None => Ok((seconds, median(&mut first_previews[1..].to_vec()))),
     }
 }
 

@@ -489,6 +489,50 @@ fn candidates_made_together_are_the_edits_their_seeds_make_alone() {
     }
 }
 
+/// An engine keeps the last square's encoding for the next edit of the same picture
+/// under the same mask (the live loop: a sketch stroke, another seed), and an edit of
+/// another picture or under another mask is the one a fresh engine makes.
+#[test]
+fn a_kept_encoding_serves_only_the_same_picture_under_the_same_mask() {
+    let models = common::tiny_models("engine-kept-encoding");
+    let mut kept = Engine::new(&models, BackendChoice::Cpu).expect("engine");
+    let fresh = |edit: &EditRequest| {
+        Engine::new(&models, BackendChoice::Cpu)
+            .expect("engine")
+            .edit(edit, &mut |_| ControlFlow::Continue(()))
+            .expect("edit")
+    };
+    let faces = load_folder(&common::sample_faces(), 64).expect("samples");
+    let boxed = |x0: u32, y0: u32| {
+        GrayImage::from_fn(64, 64, |x, y| {
+            Luma([
+                if (x0..x0 + 20).contains(&x) && (y0..y0 + 16).contains(&y) {
+                    255
+                } else {
+                    0
+                },
+            ])
+        })
+    };
+    let first = request(faces[0].clone(), boxed(22, 30), Method::Ilat);
+    let mut stroke = first.clone();
+    stroke.sketch = Some(GrayImage::from_fn(64, 64, |x, y| {
+        Luma([if x == y { 255 } else { 0 }])
+    }));
+    stroke.sampling.seed = 3;
+    let moved = request(faces[0].clone(), boxed(10, 12), Method::Ilat);
+    let other = request(faces[1].clone(), boxed(10, 12), Method::Ilat);
+    for edit in [&first, &stroke, &moved, &other] {
+        let made = kept
+            .edit(edit, &mut |_| ControlFlow::Continue(()))
+            .expect("edit");
+        assert!(
+            made == fresh(edit),
+            "an edit after another is the edit alone"
+        );
+    }
+}
+
 /// A mouth mask on the face `engine` finds in `photo`.
 fn mouth_mask(engine: &mut Engine, photo: &RgbImage) -> GrayImage {
     let faces = engine.faces(photo).expect("locate");

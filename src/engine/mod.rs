@@ -35,7 +35,7 @@ use crate::store::StoreError;
 use crate::tokens::DecodeError;
 use crate::vqgan;
 use models::ModelCache;
-use regenerate::{How, Job};
+use regenerate::{How, Job, LastEncoding};
 
 /// Why an engine call failed.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +83,7 @@ const PREVIEWS: usize = 6;
 pub struct Engine {
     backend: Backend,
     models: ModelCache,
+    last_encoding: Option<LastEncoding>,
 }
 
 impl Engine {
@@ -96,6 +97,7 @@ impl Engine {
         Self {
             models: ModelCache::new(models_dir, backend.device.clone()),
             backend,
+            last_encoding: None,
         }
     }
 

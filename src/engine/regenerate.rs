@@ -45,14 +45,31 @@ pub(super) struct Job<'a> {
     pub sampling: Sampling,
 }
 
-/// The tokenised square and what decoding needs.
-struct Tokenised<'a> {
-    vqgan: Vqgan,
+/// What the leak-free encoder makes of a square under its mask.
+#[derive(Clone)]
+struct Encoding {
     tokens: Vec<usize>,
     token_mask: Vec<bool>,
     /// The encoder's continuous features and the token mask as a tensor (Eq. 4).
     continuous: Tensor<4>,
     token_mask_tensor: Tensor<4>,
+}
+
+/// The last square encoded, kept for the next job: the editor edits the same square
+/// under the same mask again and again (each sketch stroke of a live edit, each
+/// Generate), and the encoding depends only on the square's pixels, its mask and the
+/// tokenizer, while it is a quarter of a 128 px edit (BENCHMARKS).
+pub(super) struct LastEncoding {
+    tokenizer: String,
+    picture: RgbImage,
+    mask: GrayImage,
+    encoding: Encoding,
+}
+
+/// The tokenised square and what decoding needs.
+struct Tokenised<'a> {
+    vqgan: Vqgan,
+    encoding: Encoding,
     /// The part of the square the way back reads (model pixels).
     reads: Window,
     grid_side: usize,
@@ -79,8 +96,8 @@ impl Tokenised<'_> {
         };
         let decoded = self.vqgan.decode_mixed(
             indices,
-            expand(self.continuous.clone()),
-            expand(self.token_mask_tensor.clone()),
+            expand(self.encoding.continuous.clone()),
+            expand(self.encoding.token_mask_tensor.clone()),
             reads,
         );
         Ok(tensor_to_images(decoded)?
@@ -210,7 +227,8 @@ impl Engine {
         tokenised.pictures(&grids)
     }
 
-    /// The job's square through the leak-free encoder with its mask.
+    /// The job's square through the leak-free encoder with its mask (the last
+    /// encoding again when the square, its mask and the tokenizer are the last job's).
     fn tokenise<'a>(&mut self, job: &'a Job<'a>) -> Result<Tokenised<'a>, EngineError> {
         let device = self.backend.device.clone();
         let tokenizer = match &job.how {
@@ -219,18 +237,28 @@ impl Engine {
         };
         let (vqgan, config) = self.models.tokenizer_named(&tokenizer)?;
         let (vqgan, grid_side) = (vqgan.clone(), config.grid());
-        let mask = masks_to_tensor(std::slice::from_ref(&job.small_mask), &device);
-        let (indices, continuous) = vqgan.encode(
-            images_to_tensor(std::slice::from_ref(&job.picture), &device),
-            Some(mask.clone()),
-        );
+        let kept = self.last_encoding.as_ref().filter(|last| {
+            last.tokenizer == tokenizer
+                && last.mask == job.small_mask
+                && last.picture == job.picture
+        });
+        let encoding = match kept {
+            Some(last) => last.encoding.clone(),
+            None => {
+                let encoding = encode(&vqgan, &job.picture, &job.small_mask, &device)?;
+                self.last_encoding = Some(LastEncoding {
+                    tokenizer,
+                    picture: job.picture.clone(),
+                    mask: job.small_mask.clone(),
+                    encoding: encoding.clone(),
+                });
+                encoding
+            }
+        };
         Ok(Tokenised {
-            token_mask: vqgan.token_mask_flags(mask.clone())?,
-            token_mask_tensor: vqgan.token_mask(mask),
-            reads: job.region.reads(&job.small_mask),
-            tokens: token_grids(indices)?.remove(0).indices,
             vqgan,
-            continuous,
+            encoding,
+            reads: job.region.reads(&job.small_mask),
             grid_side,
             device,
             job,
@@ -247,8 +275,11 @@ impl Engine {
         progress: &mut dyn FnMut(EditProgress) -> ControlFlow<()>,
     ) -> Result<Vec<Vec<usize>>, EngineError> {
         let total = match order {
-            Order::Local => t.token_mask.iter().filter(|&&m| m).count(),
-            Order::Full => t.token_mask.len() - t.token_mask.iter().position(|&m| m).unwrap_or(0),
+            Order::Local => t.encoding.token_mask.iter().filter(|&&m| m).count(),
+            Order::Full => {
+                t.encoding.token_mask.len()
+                    - t.encoding.token_mask.iter().position(|&m| m).unwrap_or(0)
+            }
         };
         let model = &self.models.token_model(model)?.model;
         let mut clock = PreviewClock::new();
@@ -256,7 +287,7 @@ impl Engine {
         let mut failed = None;
         let grids = sample::sample(
             model,
-            (&t.tokens, &t.token_mask),
+            (&t.encoding.tokens, &t.encoding.token_mask),
             guide,
             order,
             (&t.job.sampling, candidates),
@@ -298,8 +329,8 @@ impl Engine {
         let mut rngs = candidate_rngs(t.job.sampling.seed, candidates);
         let mut failed = None;
         let grids = chain.refine(
-            &t.tokens,
-            &t.token_mask,
+            &t.encoding.tokens,
+            &t.encoding.token_mask,
             (cycles, &t.job.sampling),
             &mut rngs,
             &mut |stage| {
@@ -322,6 +353,26 @@ impl Engine {
         failed.map_or(Ok(()), Err)?;
         Ok(grids?)
     }
+}
+
+/// `picture` through `vqgan`'s leak-free encoder under `mask`.
+fn encode(
+    vqgan: &Vqgan,
+    picture: &RgbImage,
+    mask: &GrayImage,
+    device: &Device,
+) -> Result<Encoding, EngineError> {
+    let mask = masks_to_tensor(std::slice::from_ref(mask), device);
+    let (indices, continuous) = vqgan.encode(
+        images_to_tensor(std::slice::from_ref(picture), device),
+        Some(mask.clone()),
+    );
+    Ok(Encoding {
+        tokens: token_grids(indices)?.remove(0).indices,
+        token_mask: vqgan.token_mask_flags(mask.clone())?,
+        token_mask_tensor: vqgan.token_mask(mask),
+        continuous,
+    })
 }
 
 /// Keeps the error a progress callback met and stops the decode, whose caller then
