@@ -282,6 +282,11 @@ pub struct TrainCommon {
     /// part way and resumed to its end later).
     #[arg(long, value_name = "STEP")]
     pub stop_at: Option<usize>,
+    /// Only evaluate the model the run would start from (its checkpoint, else
+    /// `--warm-start`) on the held-out data, and print the values; nothing is trained
+    /// or written but the run folder's configuration.
+    #[arg(long, conflicts_with = "stop_at")]
+    pub evaluate: bool,
 }
 
 /// Options of `tessera train ilat|taming`.

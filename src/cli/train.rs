@@ -70,6 +70,7 @@ fn destination(common: TrainCommon, name: &str, default_out: PathBuf) -> Destina
         name: name.to_string(),
         warm_start: common.warm_start,
         stop_at: common.stop_at,
+        evaluate_only: common.evaluate,
     }
 }
 
@@ -123,6 +124,12 @@ fn token_cache(models: &std::path::Path, name: &str) -> CachePlace {
 
 /// Says how a finished run went.
 fn report(evaluation: &Logged, to: &Destination) {
+    if to.evaluate_only {
+        // Every digit: the values are compared across precisions and snapshots.
+        let values: Vec<String> = evaluation.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("evaluated, nothing trained; held-out {}", values.join(", "));
+        return;
+    }
     let values: Vec<String> = evaluation
         .iter()
         .map(|(key, value)| format!("{key} {value:.3}"))
@@ -345,8 +352,8 @@ fn hit(opts: HitTrainOpts, models: PathBuf, backend: BackendChoice) -> anyhow::R
     let to = destination(opts.common, arch.name(), models);
     let device = backend::select(backend)?.device.autodiff();
     let grow_from = opts.grow_from.as_deref();
-    crate::hit::train::train(&config, &faces, grow_from, &to, &device)?;
-    println!("trained; generator written to {}", to.out.display());
+    let evaluation = crate::hit::train::train(&config, &faces, grow_from, &to, &device)?;
+    report(&evaluation, &to);
     Ok(())
 }
 
@@ -365,6 +372,7 @@ mod tests {
             name: "pose-ilat".into(),
             warm_start,
             stop_at: None,
+            evaluate_only: false,
         };
         assert!(same_tokens(&to(None), vqgan::PEOPLE).is_ok(), "a new run");
         let model = IlatConfig::new(512, 16).with_guidance(GuideKind::Pose);

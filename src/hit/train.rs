@@ -101,7 +101,8 @@ pub fn sample_grid(
 }
 
 /// Trains (or resumes) a run on the faces in `faces` (at the generator's side) and
-/// writes the generator to `to` (its discriminator and augmentation beside it). With
+/// writes the generator to `to` (its discriminator and augmentation beside it);
+/// returns the last evaluation. With
 /// `grow_from`, a folder holding this generator trained at half the side, or at this
 /// side with less attention (`NAME`, `NAME-discriminator`), a run without a checkpoint
 /// starts from those networks grown instead of from scratch.
@@ -111,7 +112,7 @@ pub fn train(
     grow_from: Option<&Path>,
     to: &Destination,
     device: &Device,
-) -> Result<(), TrainError> {
+) -> Result<Logged, TrainError> {
     let faces = load_folder(faces, config.generator.side() as u32)?;
     device.seed(config.schedule.seed);
     let (generator, discriminator) = (
@@ -136,8 +137,7 @@ pub fn train(
         config,
         device: device.clone(),
     };
-    training::fit(trainer, &config.schedule, to, config)?;
-    Ok(())
+    training::fit(trainer, &config.schedule, to, config)
 }
 
 /// The generator `name` and its discriminator in `dir`, grown into the fresh
@@ -408,6 +408,7 @@ mod tests {
             name: "conv".into(),
             warm_start,
             stop_at: None,
+            evaluate_only: false,
         };
         let device = Device::flex().autodiff();
         let weights = |name: &str| std::fs::read(root.join("models").join(name)).expect("weights");

@@ -140,6 +140,10 @@ pub struct Destination {
     /// A step before `schedule.steps` to stop at, the schedule unchanged: a run taken
     /// part way (iLAT starts from Taming's midpoint) and resumed to its end later.
     pub stop_at: Option<usize>,
+    /// Only evaluate the model the run starts from (its checkpoint, else the warm
+    /// start) on the held-out data: no step, no checkpoint, no export (e.g. a model
+    /// against its half-precision copy).
+    pub evaluate_only: bool,
 }
 
 /// Trains (or resumes) a run: opens the run folder, saves `config` in it, resumes
@@ -170,6 +174,9 @@ pub fn fit(
         }
         (None, None) => 0,
     };
+    if to.evaluate_only {
+        return trainer.evaluate(start, &run);
+    }
     let mut rng = StdRng::seed_from_u64(schedule.seed ^ (start as u64).wrapping_mul(0x9e37));
     let mut evaluation = Logged::new();
     for step in start..end {
@@ -203,10 +210,22 @@ pub fn scalar(t: &burn::prelude::Tensor<1>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::prelude::{Device, Tensor};
 
-    /// A least-squares fit of `y = 2x` by one linear unit, in `fit`.
-    fn fit_line(to: &Destination, steps: usize) -> burn::nn::Linear {
-        use burn::prelude::*;
+    /// The points of the least-squares fit below, and its loss.
+    fn line_data(device: &Device) -> Tensor<2> {
+        Tensor::<2>::from_floats([[1.0], [-0.5], [2.0]], device)
+    }
+
+    fn line_loss(model: &burn::nn::Linear, x: &Tensor<2>) -> Tensor<1> {
+        (model.forward(x.clone()) - x.clone() * 2.0)
+            .powi_scalar(2)
+            .mean()
+    }
+
+    /// A least-squares fit of `y = 2x` by one linear unit, in `fit`: its last
+    /// evaluation.
+    fn fit_line_evaluated(to: &Destination, steps: usize) -> Logged {
         let device = Device::flex().autodiff();
         device.seed(5);
         let config = burn::nn::LinearConfig::new(1, 1);
@@ -215,28 +234,61 @@ mod tests {
             .with_warmup(1)
             .with_lr(0.05)
             .with_checkpoint_every(2);
-        let xs = Tensor::<2>::from_floats([[1.0], [-0.5], [2.0]], &device);
-        let loss = |model: &burn::nn::Linear, x: &Tensor<2>| {
-            (model.forward(x.clone()) - x.clone() * 2.0)
-                .powi_scalar(2)
-                .mean()
-        };
+        let xs = line_data(&device);
         let trainer = TokenTrainer::new(
             config.init(&device),
             (&config, 0.01),
             xs.clone(),
             |_: &mut StdRng| Ok(xs.clone()),
-            loss,
+            line_loss,
         );
-        fit(trainer, &schedule, to, &schedule).expect("fit");
+        fit(trainer, &schedule, to, &schedule).expect("fit")
+    }
+
+    /// [`fit_line_evaluated`], and the model it wrote.
+    fn fit_line(to: &Destination, steps: usize) -> burn::nn::Linear {
+        fit_line_evaluated(to, steps);
         let (model, _) = crate::store::load_model(
             &to.out,
             &to.name,
-            &device,
+            &Device::flex().autodiff(),
             |c: &burn::nn::LinearConfig, d| c.init(d),
         )
         .expect("the written model");
         model
+    }
+
+    /// An evaluation-only run scores the model it starts from, and trains and writes
+    /// nothing.
+    #[test]
+    fn an_evaluation_only_run_scores_the_model_it_starts_from() {
+        let root = std::env::temp_dir().join(format!("tessera-eval-only-{}", std::process::id()));
+        let first = Destination {
+            run: root.join("run-a"),
+            out: root.join("models"),
+            name: "line".into(),
+            warm_start: None,
+            stop_at: None,
+            evaluate_only: false,
+        };
+        let trained = fit_line(&first, 4);
+        let only = Destination {
+            run: root.join("run-b"),
+            out: root.join("untouched"),
+            warm_start: Some(first.out.clone()),
+            evaluate_only: true,
+            ..first.clone()
+        };
+        let evaluation = fit_line_evaluated(&only, 8);
+        let expected = scalar(&line_loss(&trained, &line_data(&Device::flex().autodiff())));
+        assert_eq!(evaluation.len(), 1);
+        assert!(
+            (evaluation[0].1 - expected).abs() < 1e-6,
+            "{evaluation:?} against {expected}"
+        );
+        assert!(!only.out.exists(), "nothing exported");
+        assert!(!only.run.join("checkpoint").exists(), "no checkpoint");
+        std::fs::remove_dir_all(&root).expect("cleanup");
     }
 
     #[test]
@@ -248,6 +300,7 @@ mod tests {
             name: "line".into(),
             warm_start: None,
             stop_at: None,
+            evaluate_only: false,
         };
         let trained = fit_line(&first, 4);
         assert_eq!(read_progress(&first.out, "line").expect("progress").step, 4);
@@ -289,6 +342,7 @@ mod tests {
             name: "line".into(),
             warm_start: None,
             stop_at: None,
+            evaluate_only: false,
         };
         let parted = Destination {
             run: root.join("parted"),
