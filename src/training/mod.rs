@@ -258,19 +258,24 @@ mod tests {
         model
     }
 
-    /// An evaluation-only run scores the model it starts from, and trains and writes
-    /// nothing.
-    #[test]
-    fn an_evaluation_only_run_scores_the_model_it_starts_from() {
-        let root = std::env::temp_dir().join(format!("tessera-eval-only-{}", std::process::id()));
-        let first = Destination {
+    /// A run in `root/run-a` written to `root/models`, from scratch to its end.
+    fn plain(root: &std::path::Path) -> Destination {
+        Destination {
             run: root.join("run-a"),
             out: root.join("models"),
             name: "line".into(),
             warm_start: None,
             stop_at: None,
             evaluate_only: false,
-        };
+        }
+    }
+
+    /// An evaluation-only run scores the model it starts from, and trains and writes
+    /// nothing.
+    #[test]
+    fn an_evaluation_only_run_scores_the_model_it_starts_from() {
+        let root = std::env::temp_dir().join(format!("tessera-eval-only-{}", std::process::id()));
+        let first = plain(&root);
         let trained = fit_line(&first, 4);
         let only = Destination {
             run: root.join("run-b"),
@@ -294,14 +299,7 @@ mod tests {
     #[test]
     fn a_warm_start_continues_from_the_written_model() {
         let root = std::env::temp_dir().join(format!("tessera-warm-{}", std::process::id()));
-        let first = Destination {
-            run: root.join("run-a"),
-            out: root.join("models"),
-            name: "line".into(),
-            warm_start: None,
-            stop_at: None,
-            evaluate_only: false,
-        };
+        let first = plain(&root);
         let trained = fit_line(&first, 4);
         assert_eq!(read_progress(&first.out, "line").expect("progress").step, 4);
         // Another machine: no run folder, only the written model.
@@ -339,10 +337,7 @@ mod tests {
         let unbroken = Destination {
             run: root.join("unbroken"),
             out: root.join("unbroken-out"),
-            name: "line".into(),
-            warm_start: None,
-            stop_at: None,
-            evaluate_only: false,
+            ..plain(&root)
         };
         let parted = Destination {
             run: root.join("parted"),
