@@ -147,9 +147,10 @@ pub struct Destination {
 }
 
 /// Trains (or resumes) a run: opens the run folder, saves `config` in it, resumes
-/// from its checkpoint or warm starts, steps to `schedule.steps` (or `to.stop_at`) with
-/// logs, held-out evaluations and checkpoints, and exports the model to `to.out`. Returns the last
-/// evaluation's values (none when no step was left).
+/// from its checkpoint or warm starts, steps to `schedule.steps` (or `to.stop_at`)
+/// with logs, held-out evaluations and checkpoints, and exports the model to `to.out`.
+/// Returns the last evaluation's values (none when no step was left), or with
+/// `to.evaluate_only` the evaluation of the model it starts from.
 pub fn fit(
     mut trainer: impl Trainer,
     schedule: &Schedule,
@@ -171,6 +172,12 @@ pub fn fit(
             tracing::info!("warm start from {} at {:?}", dir.display(), progress);
             run.set_resumed(progress);
             progress.step
+        }
+        (None, None) if to.evaluate_only => {
+            return Err(TrainError::Config(format!(
+                "nothing to evaluate: {} holds no checkpoint and no warm start was given",
+                to.run.display()
+            )));
         }
         (None, None) => 0,
     };
@@ -225,7 +232,7 @@ mod tests {
 
     /// A least-squares fit of `y = 2x` by one linear unit, in `fit`: its last
     /// evaluation.
-    fn fit_line_evaluated(to: &Destination, steps: usize) -> Logged {
+    fn fit_line_evaluated(to: &Destination, steps: usize) -> Result<Logged, TrainError> {
         let device = Device::flex().autodiff();
         device.seed(5);
         let config = burn::nn::LinearConfig::new(1, 1);
@@ -242,12 +249,12 @@ mod tests {
             |_: &mut StdRng| Ok(xs.clone()),
             line_loss,
         );
-        fit(trainer, &schedule, to, &schedule).expect("fit")
+        fit(trainer, &schedule, to, &schedule)
     }
 
     /// [`fit_line_evaluated`], and the model it wrote.
     fn fit_line(to: &Destination, steps: usize) -> burn::nn::Linear {
-        fit_line_evaluated(to, steps);
+        fit_line_evaluated(to, steps).expect("fit");
         let (model, _) = crate::store::load_model(
             &to.out,
             &to.name,
@@ -284,7 +291,15 @@ mod tests {
             evaluate_only: true,
             ..first.clone()
         };
-        let evaluation = fit_line_evaluated(&only, 8);
+        let nothing = Destination {
+            warm_start: None,
+            ..only.clone()
+        };
+        assert!(
+            matches!(fit_line_evaluated(&nothing, 8), Err(TrainError::Config(_))),
+            "no checkpoint and no warm start: an error, not a fresh model's score"
+        );
+        let evaluation = fit_line_evaluated(&only, 8).expect("evaluation");
         let expected = scalar(&line_loss(&trained, &line_data(&Device::flex().autodiff())));
         assert_eq!(evaluation.len(), 1);
         assert!(
